@@ -1,0 +1,190 @@
+"""Experiment configuration: dataclasses loaded from YAML, with ``section.key=value`` overrides.
+
+Unknown keys and wrongly typed values are errors that name the key, so a typo in a config never trains a
+different experiment silently.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+
+@dataclass
+class ModelConfig:
+    backbone: str = "resnet50"
+    #: Network input (height, width), both divisible by 32.
+    input_size: list[int] = field(default_factory=lambda: [512, 512])
+    #: None (random init), "imagenet" (Keras download) or a path to a weights file.
+    backbone_weights: str | None = None
+    head_conv: int = 64
+
+
+@dataclass
+class DataConfig:
+    #: "shapes" (built-in synthetic data), "coco" (COCO JSON) or "voc" (Pascal VOC XML directory).
+    format: str = "shapes"
+    #: Shapes: where the generated dataset is cached (default: ~/.cache/centernet_tf/shapes).
+    shapes_dir: str | None = None
+    shapes_num_train: int = 1000
+    shapes_num_val: int = 200
+    #: Shapes image (height, width).
+    shapes_image_size: list[int] = field(default_factory=lambda: [128, 128])
+    shapes_seed: int = 0
+    #: COCO: annotation JSON files and image directories.
+    train_annotations: str = ""
+    train_images: str = ""
+    val_annotations: str = ""
+    val_images: str = ""
+    #: VOC: directory holding Annotations/, JPEGImages/ and ImageSets/Main/<split>.txt.
+    root: str = ""
+    train_split: str = "trainval"
+    val_split: str = "test"
+    #: Fix the class list (and order); None takes it from the training annotations.
+    class_names: list[str] | None = None
+    max_objects: int = 128
+    flip: bool = True
+
+
+@dataclass
+class LossConfig:
+    heatmap_weight: float = 1.0
+    wh_weight: float = 0.1
+    offset_weight: float = 1.0
+
+
+@dataclass
+class TrainConfig:
+    epochs: int = 10
+    batch_size: int = 16
+    learning_rate: float = 5e-4
+    #: "constant" or "cosine" (cosine decay to 0 over the run after a linear warm-up).
+    lr_schedule: str = "cosine"
+    warmup_steps: int = 100
+    #: None: one pass over the training set per epoch.
+    steps_per_epoch: int | None = None
+    seed: int = 0
+
+
+@dataclass
+class EvalConfig:
+    max_detections: int = 100
+    score_threshold: float = 0.01
+    nms: bool = False
+    nms_iou_threshold: float = 0.5
+    batch_size: int = 8
+
+
+@dataclass
+class Config:
+    name: str = "shapes_resnet18"
+    output_dir: str = "runs"
+    model: ModelConfig = field(default_factory=ModelConfig)
+    data: DataConfig = field(default_factory=DataConfig)
+    loss: LossConfig = field(default_factory=LossConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+    eval: EvalConfig = field(default_factory=EvalConfig)
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+class ConfigError(ValueError):
+    """A config file or override that does not fit the schema."""
+
+
+def _check_type(value: Any, annotation: Any, key: str) -> Any:
+    """Validate (and lightly coerce: int -> float, tuple -> list) ``value`` against a field annotation."""
+    origin = typing.get_origin(annotation)
+    if origin in (typing.Union, types.UnionType):
+        for option in typing.get_args(annotation):
+            try:
+                return _check_type(value, option, key)
+            except ConfigError:
+                continue
+        raise ConfigError(f"{key}: {value!r} does not match {annotation}")
+    if annotation is type(None):
+        if value is None:
+            return None
+        raise ConfigError(f"{key}: expected null, got {value!r}")
+    if origin is list:
+        if not isinstance(value, (list, tuple)):
+            raise ConfigError(f"{key}: expected a list, got {value!r}")
+        (item_type,) = typing.get_args(annotation)
+        return [_check_type(v, item_type, f"{key}[{i}]") for i, v in enumerate(value)]
+    if annotation is float and isinstance(value, (int, float)) and not isinstance(value, bool):
+        return float(value)
+    if annotation is float and isinstance(value, str):
+        # YAML 1.1 reads "1e-3" (no dot) as a string; accept it as the number the user meant.
+        try:
+            return float(value)
+        except ValueError:
+            pass
+    if annotation is int and isinstance(value, bool):
+        raise ConfigError(f"{key}: expected int, got {value!r}")
+    if isinstance(annotation, type) and isinstance(value, annotation):
+        return value
+    raise ConfigError(f"{key}: expected {getattr(annotation, '__name__', annotation)}, got {value!r}")
+
+
+def _apply(target: Any, values: dict[str, Any], prefix: str = "") -> None:
+    names = typing.get_type_hints(type(target))
+    for key, value in values.items():
+        path = f"{prefix}{key}"
+        if key not in names:
+            raise ConfigError(f"unknown config key {path!r}; valid keys here: {', '.join(sorted(names))}")
+        current = getattr(target, key)
+        if dataclasses.is_dataclass(current):
+            if not isinstance(value, dict):
+                raise ConfigError(f"{path}: expected a mapping of {', '.join(sorted(vars(current)))}")
+            _apply(current, value, prefix=f"{path}.")
+        else:
+            setattr(target, key, _check_type(value, names[key], path))
+
+
+def parse_override(text: str) -> tuple[list[str], Any]:
+    """``"train.epochs=3"`` -> ``(["train", "epochs"], 3)``; the value is parsed as YAML."""
+    if "=" not in text:
+        raise ConfigError(f"override {text!r} must look like section.key=value")
+    key, raw = text.split("=", 1)
+    return key.strip().split("."), yaml.safe_load(raw) if raw.strip() else None
+
+
+def load_config(path: str | Path | None = None, overrides: list[str] | tuple[str, ...] = ()) -> Config:
+    """Defaults, then the YAML file (if any), then each ``section.key=value`` override, validated."""
+    config = Config()
+    if path is not None:
+        with open(path, encoding="utf-8") as handle:
+            values = yaml.safe_load(handle) or {}
+        if not isinstance(values, dict):
+            raise ConfigError(f"{path}: the top level must be a mapping")
+        _apply(config, values)
+    for text in overrides:
+        keys, value = parse_override(text)
+        nested: Any = value
+        for key in reversed(keys):
+            nested = {key: nested}
+        _apply(config, nested)
+    validate(config)
+    return config
+
+
+def validate(config: Config) -> None:
+    """Cross-field checks that types alone cannot express."""
+    if len(config.model.input_size) != 2 or any(s <= 0 or s % 32 for s in config.model.input_size):
+        raise ConfigError(f"model.input_size must be [height, width] divisible by 32, got {config.model.input_size}")
+    if config.data.format not in ("shapes", "coco", "voc"):
+        raise ConfigError(f"data.format must be shapes, coco or voc, got {config.data.format!r}")
+    if config.train.lr_schedule not in ("constant", "cosine"):
+        raise ConfigError(f"train.lr_schedule must be constant or cosine, got {config.train.lr_schedule!r}")
+    for key in ("epochs", "batch_size"):
+        if getattr(config.train, key) < 1:
+            raise ConfigError(f"train.{key} must be >= 1")
+    if config.data.max_objects < 1:
+        raise ConfigError("data.max_objects must be >= 1")

@@ -1,0 +1,1 @@
+"""Dataset sources (COCO, Pascal VOC, synthetic shapes) and the tf.data pipeline."""

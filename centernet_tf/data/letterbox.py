@@ -1,0 +1,44 @@
+"""Letterboxing: resize keeping the aspect ratio, pad to the network input, and remember how to undo it.
+
+Keras' ``Resizing(pad_to_aspect_ratio=True)`` does the same image operation but does not expose the scale and
+padding, which the decoder (and the exported graph) need to map boxes back to the original image, so the
+few lines of math live here, shared by the training pipeline, evaluation and export.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import tensorflow as tf
+
+
+def letterbox_image(image: Any, input_size: tuple[int, int], pad_value: float = 0.0) -> tuple[tf.Tensor, tf.Tensor]:
+    """Resize ``image`` ``[h, w, 3]`` into ``input_size`` ``(H, W)`` without distortion, centred, padded.
+
+    Returns the float32 image (0-255 range kept) and ``letterbox = (scale, pad_x, pad_y)``: a point ``p`` of
+    the original image lands at ``p * scale + pad`` in the network input.
+    """
+    target_h, target_w = int(input_size[0]), int(input_size[1])
+    shape = tf.shape(image)
+    h = tf.cast(shape[0], tf.float32)
+    w = tf.cast(shape[1], tf.float32)
+    scale = tf.minimum(target_h / h, target_w / w)
+    new_h = tf.clip_by_value(tf.cast(tf.round(h * scale), tf.int32), 1, target_h)
+    new_w = tf.clip_by_value(tf.cast(tf.round(w * scale), tf.int32), 1, target_w)
+    pad_y = (target_h - new_h) // 2
+    pad_x = (target_w - new_w) // 2
+    resized = tf.image.resize(tf.cast(image, tf.float32), tf.stack([new_h, new_w]), method="bilinear")
+    padded = tf.pad(
+        resized - pad_value,
+        [[pad_y, target_h - new_h - pad_y], [pad_x, target_w - new_w - pad_x], [0, 0]],
+    ) + pad_value
+    padded = tf.ensure_shape(padded, [target_h, target_w, None])
+    letterbox = tf.stack([scale, tf.cast(pad_x, tf.float32), tf.cast(pad_y, tf.float32)])
+    return padded, letterbox
+
+
+def letterbox_boxes(boxes: Any, letterbox: Any) -> tf.Tensor:
+    """Map ``[N, 4]`` ``x1, y1, x2, y2`` boxes from original-image pixels into the letterboxed input."""
+    boxes = tf.cast(boxes, tf.float32)
+    scale, pad_x, pad_y = letterbox[0], letterbox[1], letterbox[2]
+    return boxes * scale + tf.stack([pad_x, pad_y, pad_x, pad_y])

@@ -1,0 +1,120 @@
+"""The ``tf.data`` input pipeline: read -> RGB -> letterbox -> flip -> targets -> batch -> prefetch.
+
+Everything after the file list is TensorFlow ops, so the pipeline runs in parallel C++ threads with no
+Python in the per-image path.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import numpy as np
+import tensorflow as tf
+
+from centernet_tf.data.letterbox import letterbox_boxes, letterbox_image
+from centernet_tf.data.sources import DatasetIndex
+from centernet_tf.targets import encode_targets, keras_targets
+
+logger = logging.getLogger(__name__)
+AUTOTUNE = tf.data.AUTOTUNE
+
+
+def _index_tensors(index: DatasetIndex) -> dict[str, Any]:
+    """The index as tensors: file paths, ragged boxes / classes, ids and original sizes."""
+    examples = index.examples
+    lengths = np.array([len(e.class_ids) for e in examples], np.int64)
+    flat_boxes = np.concatenate([np.asarray(e.boxes, np.float32).reshape(-1, 4) for e in examples], axis=0)
+    flat_classes = np.concatenate([np.asarray(e.class_ids, np.int32).reshape(-1) for e in examples], axis=0)
+    return {
+        "path": tf.constant([e.image_path for e in examples]),
+        "boxes": tf.RaggedTensor.from_row_lengths(flat_boxes, lengths),
+        "class_ids": tf.RaggedTensor.from_row_lengths(flat_classes, lengths),
+        "image_id": tf.constant([e.image_id for e in examples], tf.int64),
+        "image_size": tf.constant([[e.height, e.width] for e in examples], tf.int32),
+    }
+
+
+def read_image(path: tf.Tensor) -> tf.Tensor:
+    """Decode JPEG/PNG/BMP/GIF to ``uint8 [h, w, 3]``; grayscale is expanded and alpha dropped."""
+    image = tf.io.decode_image(tf.io.read_file(path), channels=3, expand_animations=False)
+    return tf.ensure_shape(image, [None, None, 3])
+
+
+def _report_dropped_objects(index: DatasetIndex, max_objects: int) -> None:
+    over = [len(e.class_ids) - max_objects for e in index.examples if len(e.class_ids) > max_objects]
+    if over:
+        logger.warning(
+            "%s: %d objects in %d images exceed max_objects=%d and are left out of the targets "
+            "(raise data.max_objects to keep them).",
+            index.name or "dataset",
+            sum(over),
+            len(over),
+            max_objects,
+        )
+
+
+def build_train_dataset(
+    index: DatasetIndex,
+    input_size: tuple[int, int],
+    batch_size: int,
+    max_objects: int = 128,
+    flip: bool = True,
+    shuffle: bool = True,
+    seed: int | None = None,
+    stride: int = 4,
+    drop_remainder: bool = True,
+) -> tf.data.Dataset:
+    """``(image, targets)`` batches for ``model.fit``; ``targets`` is keyed like the model outputs."""
+    num_classes = len(index.class_names)
+    _report_dropped_objects(index, max_objects)
+    input_size = (int(input_size[0]), int(input_size[1]))
+    ds = tf.data.Dataset.from_tensor_slices(_index_tensors(index))
+    if shuffle:
+        ds = ds.shuffle(len(index.examples), seed=seed, reshuffle_each_iteration=True)
+
+    def load(item: dict[str, tf.Tensor]) -> tuple[tf.Tensor, dict[str, tf.Tensor]]:
+        image, letterbox = letterbox_image(read_image(item["path"]), input_size)
+        boxes = letterbox_boxes(item["boxes"], letterbox)
+        if flip:
+            image, boxes = random_horizontal_flip(image, boxes, seed=seed)
+        targets = encode_targets(boxes, item["class_ids"], input_size, num_classes, stride, max_objects)
+        return image, keras_targets(targets)
+
+    ds = ds.map(load, num_parallel_calls=AUTOTUNE, deterministic=seed is not None)
+    # A file that passed the index check but still fails to decode is dropped with a logged warning.
+    ds = ds.ignore_errors(log_warning=True)
+    return ds.batch(batch_size, drop_remainder=drop_remainder).prefetch(AUTOTUNE)
+
+
+def build_eval_dataset(index: DatasetIndex, input_size: tuple[int, int], batch_size: int) -> tf.data.Dataset:
+    """Batches of ``{"image", "letterbox", "image_size", "image_id"}`` in index order, for evaluation."""
+    input_size = (int(input_size[0]), int(input_size[1]))
+    tensors = _index_tensors(index)
+    del tensors["boxes"], tensors["class_ids"]
+    ds = tf.data.Dataset.from_tensor_slices(tensors)
+
+    def load(item: dict[str, tf.Tensor]) -> dict[str, tf.Tensor]:
+        image, letterbox = letterbox_image(read_image(item["path"]), input_size)
+        return {
+            "image": image,
+            "letterbox": letterbox,
+            "image_size": item["image_size"],
+            "image_id": item["image_id"],
+        }
+
+    ds = ds.map(load, num_parallel_calls=AUTOTUNE, deterministic=True).ignore_errors(log_warning=True)
+    return ds.batch(batch_size).prefetch(AUTOTUNE)
+
+
+def random_horizontal_flip(
+    image: tf.Tensor, boxes: tf.Tensor, probability: float = 0.5, seed: int | None = None
+) -> tuple[tf.Tensor, tf.Tensor]:
+    """Flip the image left-right with ``probability`` and mirror the ``x1, y1, x2, y2`` boxes with it."""
+    width = tf.cast(tf.shape(image)[1], tf.float32)
+    do_flip = tf.random.uniform([], seed=seed) < probability
+    flipped_boxes = tf.stack([width - boxes[:, 2], boxes[:, 1], width - boxes[:, 0], boxes[:, 3]], axis=-1)
+    return (
+        tf.cond(do_flip, lambda: tf.reverse(image, axis=[1]), lambda: image),
+        tf.cond(do_flip, lambda: flipped_boxes, lambda: boxes),
+    )

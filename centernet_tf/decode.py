@@ -1,0 +1,138 @@
+"""Turn CenterNet's output maps into boxes, in the graph, so evaluation and export share one decoder."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import keras
+import tensorflow as tf
+
+from centernet_tf.model import OUTPUT_STRIDE
+
+
+@keras.saving.register_keras_serializable(package="centernet_tf")
+class CenterNetDecoder(keras.layers.Layer):
+    """Peaks -> top-K -> boxes, with optional class-wise NMS and the letterbox undone.
+
+    Inputs: a dict with ``"heatmap"`` ``[B, h, w, C]``, ``"wh"`` and ``"offset"`` ``[B, h, w, 2]`` (the model's
+    outputs) and optionally ``"letterbox"`` ``[B, 3]`` = ``(scale, pad_x, pad_y)`` plus
+    ``"image_size"`` ``[B, 2]`` = original ``(height, width)``; without them boxes stay in input pixels.
+    Outputs a dict of fixed-size tensors (padded to ``max_detections``):
+    ``boxes`` ``[B, K, 4]`` as ``x1, y1, x2, y2`` pixels, ``scores`` ``[B, K]``, ``classes`` ``[B, K]`` int32
+    (0-based, -1 for padding) and ``num_detections`` ``[B]`` int32. Rows are sorted by score; rows past
+    ``num_detections`` have score 0.
+
+    A peak is a cell equal to the max of its 3x3 neighbourhood (the paper's NMS-free decoding); ``nms=True``
+    additionally runs ``tf.image.combined_non_max_suppression`` per class, useful when objects of one class
+    produce adjacent peaks.
+    """
+
+    def __init__(
+        self,
+        max_detections: int = 100,
+        score_threshold: float = 0.01,
+        nms: bool = False,
+        nms_iou_threshold: float = 0.5,
+        stride: int = OUTPUT_STRIDE,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        self.max_detections = int(max_detections)
+        self.score_threshold = float(score_threshold)
+        self.nms = bool(nms)
+        self.nms_iou_threshold = float(nms_iou_threshold)
+        self.stride = int(stride)
+
+    def call(self, inputs: dict[str, Any]) -> dict[str, Any]:
+        heatmap = tf.convert_to_tensor(inputs["heatmap"], tf.float32)
+        wh = tf.convert_to_tensor(inputs["wh"], tf.float32)
+        offset = tf.convert_to_tensor(inputs["offset"], tf.float32)
+        shape = tf.shape(heatmap)
+        batch, map_w, num_classes = shape[0], shape[2], shape[3]
+
+        peaks = tf.nn.max_pool2d(heatmap, ksize=3, strides=1, padding="SAME")
+        heatmap = tf.where(tf.equal(heatmap, peaks), heatmap, tf.zeros_like(heatmap))
+        flat = tf.reshape(heatmap, [batch, -1])
+        k = tf.minimum(self.max_detections, tf.shape(flat)[1])
+        scores, flat_idx = tf.math.top_k(flat, k=k, sorted=True)
+        classes = flat_idx % num_classes
+        cell = flat_idx // num_classes
+        ys = tf.cast(cell // map_w, tf.float32)
+        xs = tf.cast(cell % map_w, tf.float32)
+        wh_at = tf.gather(tf.reshape(wh, [batch, -1, 2]), cell, batch_dims=1)
+        off_at = tf.gather(tf.reshape(offset, [batch, -1, 2]), cell, batch_dims=1)
+        cx = xs + off_at[..., 0]
+        cy = ys + off_at[..., 1]
+        half_w = wh_at[..., 0] / 2.0
+        half_h = wh_at[..., 1] / 2.0
+        boxes = tf.stack([cx - half_w, cy - half_h, cx + half_w, cy + half_h], axis=-1) * float(self.stride)
+
+        if "letterbox" in inputs and inputs["letterbox"] is not None:
+            boxes = undo_letterbox(boxes, inputs["letterbox"], inputs.get("image_size"))
+
+        if self.nms:
+            return self._class_wise_nms(boxes, scores, classes, num_classes)
+        return self._threshold_and_pad(boxes, scores, classes, k)
+
+    def _threshold_and_pad(self, boxes: tf.Tensor, scores: tf.Tensor, classes: tf.Tensor, k: tf.Tensor) -> dict:
+        keep = scores >= self.score_threshold
+        # Scores are sorted, so the kept detections are a prefix of each row.
+        num = tf.reduce_sum(tf.cast(keep, tf.int32), axis=1)
+        pad = self.max_detections - k
+        scores = tf.pad(tf.where(keep, scores, 0.0), [[0, 0], [0, pad]])
+        classes = tf.pad(tf.where(keep, classes, -1), [[0, 0], [0, pad]], constant_values=-1)
+        boxes = tf.pad(tf.where(keep[..., None], boxes, 0.0), [[0, 0], [0, pad], [0, 0]])
+        return {"boxes": boxes, "scores": scores, "classes": tf.cast(classes, tf.int32), "num_detections": num}
+
+    def _class_wise_nms(
+        self, boxes: tf.Tensor, scores: tf.Tensor, classes: tf.Tensor, num_classes: tf.Tensor
+    ) -> dict:
+        # combined_non_max_suppression wants [y1, x1, y2, x2] and per-class scores; coordinates need not be
+        # normalised since IoU is scale invariant.
+        yx_boxes = tf.gather(boxes, [1, 0, 3, 2], axis=-1)[:, :, None, :]
+        class_scores = tf.one_hot(classes, num_classes, dtype=scores.dtype) * scores[..., None]
+        nmsed_boxes, nmsed_scores, nmsed_classes, num = tf.image.combined_non_max_suppression(
+            yx_boxes,
+            class_scores,
+            max_output_size_per_class=self.max_detections,
+            max_total_size=self.max_detections,
+            iou_threshold=self.nms_iou_threshold,
+            score_threshold=self.score_threshold,
+            pad_per_class=False,
+            clip_boxes=False,
+        )
+        valid = tf.range(self.max_detections)[None, :] < num[:, None]
+        return {
+            "boxes": tf.gather(nmsed_boxes, [1, 0, 3, 2], axis=-1),
+            "scores": nmsed_scores,
+            "classes": tf.where(valid, tf.cast(nmsed_classes, tf.int32), -1),
+            "num_detections": tf.cast(num, tf.int32),
+        }
+
+    def get_config(self) -> dict[str, Any]:
+        config = super().get_config()
+        config.update(
+            max_detections=self.max_detections,
+            score_threshold=self.score_threshold,
+            nms=self.nms,
+            nms_iou_threshold=self.nms_iou_threshold,
+            stride=self.stride,
+        )
+        return config
+
+
+def undo_letterbox(boxes: tf.Tensor, letterbox: tf.Tensor, image_size: tf.Tensor | None = None) -> tf.Tensor:
+    """Map ``[B, K, 4]`` boxes from network-input pixels back to original-image pixels, clipped to the image.
+
+    ``letterbox`` is ``[B, 3]`` with ``(scale, pad_x, pad_y, ...)`` as produced by
+    :func:`centernet_tf.data.letterbox.letterbox_image`; ``image_size`` is ``[B, 2]`` original ``(height, width)``.
+    """
+    letterbox = tf.cast(letterbox, tf.float32)
+    scale = letterbox[:, 0][:, None, None]
+    pad = tf.stack([letterbox[:, 1], letterbox[:, 2], letterbox[:, 1], letterbox[:, 2]], axis=-1)[:, None, :]
+    boxes = (boxes - pad) / scale
+    if image_size is not None:
+        size = tf.cast(image_size, tf.float32)
+        upper = tf.stack([size[:, 1], size[:, 0], size[:, 1], size[:, 0]], axis=-1)[:, None, :]
+        boxes = tf.clip_by_value(boxes, 0.0, upper)
+    return boxes

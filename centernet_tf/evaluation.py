@@ -1,0 +1,123 @@
+"""COCO-style evaluation with pycocotools, for any dataset the library can load (COCO, VOC, shapes)."""
+
+from __future__ import annotations
+
+import contextlib
+import io
+from typing import Any
+
+import keras
+import numpy as np
+import tensorflow as tf
+from pycocotools.coco import COCO
+from pycocotools.cocoeval import COCOeval
+
+from centernet_tf.data.pipeline import build_eval_dataset
+from centernet_tf.data.sources import DatasetIndex
+from centernet_tf.decode import CenterNetDecoder
+
+
+def coco_ground_truth(index: DatasetIndex) -> COCO:
+    """An in-memory COCO object from the (validated) index; category id = class index + 1."""
+    images, annotations = [], []
+    for example in index.examples:
+        images.append({"id": int(example.image_id), "width": int(example.width), "height": int(example.height)})
+        for box, class_id in zip(np.asarray(example.boxes).reshape(-1, 4), example.class_ids):
+            x1, y1, x2, y2 = (float(v) for v in box)
+            annotations.append(
+                {
+                    "id": len(annotations) + 1,
+                    "image_id": int(example.image_id),
+                    "category_id": int(class_id) + 1,
+                    "bbox": [x1, y1, x2 - x1, y2 - y1],
+                    "area": (x2 - x1) * (y2 - y1),
+                    "iscrowd": 0,
+                }
+            )
+    categories = [{"id": i + 1, "name": name} for i, name in enumerate(index.class_names)]
+    coco = COCO()
+    coco.dataset = {"images": images, "annotations": annotations, "categories": categories}
+    with contextlib.redirect_stdout(io.StringIO()):
+        coco.createIndex()
+    return coco
+
+
+def predict_detections(
+    model: keras.Model,
+    index: DatasetIndex,
+    decoder: CenterNetDecoder | None = None,
+    batch_size: int = 8,
+) -> list[dict[str, Any]]:
+    """Run ``model`` over the index and return COCO result dicts (boxes in original-image pixels)."""
+    decoder = decoder or CenterNetDecoder()
+    input_size = tuple(int(s) for s in model.input_shape[1:3])
+
+    @tf.function(reduce_retracing=True)
+    def infer(batch: dict[str, tf.Tensor]) -> dict[str, tf.Tensor]:
+        outputs = model(batch["image"], training=False)
+        return decoder({**outputs, "letterbox": batch["letterbox"], "image_size": batch["image_size"]})
+
+    results: list[dict[str, Any]] = []
+    for batch in build_eval_dataset(index, input_size, batch_size):
+        detections = {k: v.numpy() for k, v in infer(batch).items()}
+        for row, image_id in enumerate(batch["image_id"].numpy()):
+            for j in range(int(detections["num_detections"][row])):
+                x1, y1, x2, y2 = (float(v) for v in detections["boxes"][row, j])
+                results.append(
+                    {
+                        "image_id": int(image_id),
+                        "category_id": int(detections["classes"][row, j]) + 1,
+                        "bbox": [x1, y1, x2 - x1, y2 - y1],
+                        "score": float(detections["scores"][row, j]),
+                    }
+                )
+    return results
+
+
+def coco_metrics(ground_truth: COCO, results: list[dict[str, Any]], class_names: list[str]) -> dict[str, Any]:
+    """mAP@[.5:.95], mAP@0.5, mAP@0.75, AR@100 and per-class AP / AP50 from pycocotools' COCOeval."""
+    names = ["mAP", "mAP50", "mAP75", "mAP_small", "mAP_medium", "mAP_large"]
+    if not results:
+        return {**{n: 0.0 for n in names}, "per_class_AP": {c: 0.0 for c in class_names},
+                "per_class_AP50": {c: 0.0 for c in class_names}, "num_detections": 0}
+    with contextlib.redirect_stdout(io.StringIO()) as log:
+        detections = ground_truth.loadRes(results)
+        evaluator = COCOeval(ground_truth, detections, iouType="bbox")
+        evaluator.evaluate()
+        evaluator.accumulate()
+        evaluator.summarize()
+    stats = evaluator.stats
+    # precision: [iou thresholds, recall points, classes, area ranges, max dets]; -1 marks "no ground truth".
+    precision = evaluator.eval["precision"][:, :, :, 0, -1]
+
+    def mean_valid(values: np.ndarray) -> float:
+        valid = values[values > -1]
+        return float(valid.mean()) if valid.size else float("nan")
+
+    category_ids = evaluator.params.catIds
+    per_class = {}
+    per_class50 = {}
+    for k, category_id in enumerate(category_ids):
+        name = ground_truth.cats[category_id]["name"]
+        per_class[name] = mean_valid(precision[:, :, k])
+        per_class50[name] = mean_valid(precision[0, :, k])
+    metrics: dict[str, Any] = {n: float(v) for n, v in zip(names, stats[:6])}
+    metrics.update(
+        AR100=float(stats[8]),
+        per_class_AP=per_class,
+        per_class_AP50=per_class50,
+        num_detections=len(results),
+        summary=log.getvalue(),
+    )
+    return metrics
+
+
+def evaluate_model(
+    model: keras.Model,
+    index: DatasetIndex,
+    decoder: CenterNetDecoder | None = None,
+    batch_size: int = 8,
+) -> dict[str, Any]:
+    """COCO metrics of ``model`` on ``index`` (pycocotools, all boxes in original-image pixels)."""
+    results = predict_detections(model, index, decoder, batch_size)
+    return coco_metrics(coco_ground_truth(index), results, list(index.class_names))
