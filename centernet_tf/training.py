@@ -46,6 +46,7 @@ def compile_centernet(model: keras.Model, config: Config, total_steps: int) -> k
         optimizer=keras.optimizers.Adam(learning_rate_schedule(config.train, total_steps)),
         loss=centernet_losses(),
         loss_weights=loss_weights(config.loss),
+        jit_compile=config.train.jit_compile,
     )
     return model
 
@@ -80,9 +81,9 @@ def run_training(config: Config, run_dir: str | Path | None = None, verbose: int
         flip=config.data.flip,
         seed=config.train.seed,
     )
+    # Repeating with an explicit step count keeps epochs the same length even if a file fails to decode.
     steps_per_epoch = config.train.steps_per_epoch or max(len(train_index.examples) // config.train.batch_size, 1)
-    if config.train.steps_per_epoch:
-        train_ds = train_ds.repeat()
+    train_ds = train_ds.repeat()
     total_steps = steps_per_epoch * config.train.epochs
 
     model = build_centernet(
@@ -101,8 +102,7 @@ def run_training(config: Config, run_dir: str | Path | None = None, verbose: int
     history = model.fit(
         train_ds,
         epochs=config.train.epochs,
-        # A finite dataset is re-iterated every epoch; only a repeated one needs a step count.
-        steps_per_epoch=config.train.steps_per_epoch,
+        steps_per_epoch=steps_per_epoch,
         callbacks=[keras.callbacks.TensorBoard(log_dir=str(run_dir / "logs"))],
         verbose=verbose,
         shuffle=False,  # the tf.data pipeline shuffles

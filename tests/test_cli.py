@@ -1,0 +1,121 @@
+"""End to end through the command-line scripts on a tiny shapes run, and the config files they read."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+import centernet_tf  # noqa: F401 - registers custom objects for load_model
+from centernet_tf.config import ConfigError, load_config
+
+REPO = Path(__file__).resolve().parents[1]
+TINY = [
+    "--set", "model.backbone=resnet10_slim",
+    "--set", "model.input_size=[64,96]",
+    "--set", "data.shapes_num_train=24",
+    "--set", "data.shapes_num_val=8",
+    "--set", "data.shapes_image_size=[64,96]",
+    "--set", "train.epochs=2",
+    "--set", "train.steps_per_epoch=2",
+    "--set", "train.batch_size=4",
+    "--set", "train.warmup_steps=1",
+]
+
+
+def _run(script: str, *args: str, cwd: Path) -> subprocess.CompletedProcess:
+    env = {**os.environ, "PYTHONPATH": str(REPO), "TF_CPP_MIN_LOG_LEVEL": "3"}
+    return subprocess.run(
+        [sys.executable, str(REPO / script), *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=600
+    )
+
+
+@pytest.fixture(scope="module")
+def tiny_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, subprocess.CompletedProcess]:
+    work = tmp_path_factory.mktemp("cli")
+    run_dir = work / "run"
+    result = _run(
+        "train.py", "--config", str(REPO / "configs" / "shapes.yaml"), *TINY,
+        "--set", f"data.shapes_dir={work / 'shapes'}", "--run-dir", str(run_dir), cwd=work,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    return run_dir, result
+
+
+def test_train_writes_model_metrics_and_tensorboard_logs(tiny_run) -> None:
+    run_dir, result = tiny_run
+    assert "mAP@0.5" in result.stdout
+    metrics = json.loads((run_dir / "metrics.json").read_text())
+    assert {"mAP", "mAP50", "per_class_AP", "train_seconds"} <= set(metrics)
+    assert set(metrics["per_class_AP"]) == {"circle", "square", "triangle"}
+    assert set(metrics["final_losses"]) >= {"loss", "heatmap_loss", "wh_loss", "offset_loss"}
+    assert all(np.isfinite(v) for v in metrics["final_losses"].values())
+    events = list((run_dir / "logs" / "train").glob("events.out.tfevents.*"))
+    tags = {value.tag for f in events for event in tf.compat.v1.train.summary_iterator(str(f))
+            for value in event.summary.value}
+    assert {"epoch_loss", "epoch_heatmap_loss", "epoch_wh_loss", "epoch_offset_loss"} <= tags
+    assert "shapes train: 24 images kept" in result.stderr
+    model = keras.models.load_model(run_dir / "model.keras")
+    assert model.input_shape == (None, 64, 96, 3)
+
+
+def test_evaluate_script_reproduces_the_training_metrics(tiny_run, tmp_path: Path) -> None:
+    run_dir, _ = tiny_run
+    out = tmp_path / "eval.json"
+    result = _run("evaluate.py", "--model", str(run_dir / "model.keras"), "--output", str(out), cwd=tmp_path)
+    assert result.returncode == 0, result.stderr[-3000:]
+    trained = json.loads((run_dir / "metrics.json").read_text())
+    evaluated = json.loads(out.read_text())
+    for key in ("mAP", "mAP50", "num_detections"):
+        assert evaluated[key] == pytest.approx(trained[key], abs=1e-9), key
+
+
+def test_export_refuses_instead_of_pretending(tmp_path: Path) -> None:
+    result = _run("export.py", "--model", "x.keras", "--format", "tflite", "--output", "out", cwd=tmp_path)
+    assert result.returncode == 2
+    assert "not implemented" in result.stderr
+    assert not any(tmp_path.iterdir())
+
+
+@pytest.mark.parametrize("path", sorted((REPO / "configs").glob("*.yaml")), ids=lambda p: p.name)
+def test_shipped_configs_are_valid(path: Path) -> None:
+    config = load_config(path)
+    assert config.name and config.model.backbone in centernet_tf.available_backbones()
+
+
+def test_overrides_are_typed_and_unknown_keys_rejected() -> None:
+    config = load_config(REPO / "configs" / "shapes.yaml", ["train.epochs=3", "train.learning_rate=2e-4",
+                                                             "model.backbone_weights=/tmp/w.h5"])
+    assert config.train.epochs == 3 and config.train.learning_rate == pytest.approx(2e-4)
+    assert config.model.backbone_weights == "/tmp/w.h5"
+    with pytest.raises(ConfigError, match="unknown config key 'train.epoch'"):
+        load_config(None, ["train.epoch=3"])
+    with pytest.raises(ConfigError, match="train.batch_size: expected int"):
+        load_config(None, ["train.batch_size=big"])
+    with pytest.raises(ConfigError, match="divisible by 32"):
+        load_config(None, ["model.input_size=[100,100]"])
+    with pytest.raises(ConfigError, match="data.format"):
+        load_config(None, ["data.format=kitti"])
+
+
+def test_bccd_config_reads_the_real_data_and_reports_both_zero_area_boxes(monkeypatch, caplog) -> None:
+    from centernet_tf.data.loaders import load_split
+
+    if not (REPO.parent / "shared" / "data" / "bccd" / "BCCD").is_dir():
+        pytest.skip("BCCD data not found at ../shared/data/bccd")
+    monkeypatch.chdir(REPO)  # the config's data.root is relative to the repository root
+    config = load_config(REPO / "configs" / "bccd.yaml")
+    with caplog.at_level("INFO"):
+        train = load_split(config.data, "train")
+        test = load_split(config.data, "val", class_names=train.class_names)
+    assert (len(train.examples), len(test.examples)) == (292, 72)
+    assert train.report.counts == {"zero-area box": 2}
+    assert "BloodImage_00338" in caplog.text and "BloodImage_00343" in caplog.text
+    assert train.class_names == ["Platelets", "RBC", "WBC"]

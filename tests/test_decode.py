@@ -1,0 +1,114 @@
+"""Decoding: exact boxes from hand-made maps, NMS, letterbox removal, and encode -> decode round trips."""
+
+from __future__ import annotations
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from centernet_tf.data.letterbox import letterbox_boxes, letterbox_image
+from centernet_tf.decode import CenterNetDecoder
+from centernet_tf.targets import encode_targets
+
+
+def _maps(height=16, width=24, classes=2):
+    heatmap = np.zeros((1, height, width, classes), np.float32)
+    wh = np.zeros((1, height, width, 2), np.float32)
+    offset = np.zeros((1, height, width, 2), np.float32)
+    return heatmap, wh, offset
+
+
+def test_peaks_topk_and_boxes_are_exact() -> None:
+    heatmap, wh, offset = _maps()
+    heatmap[0, 5, 7, 1] = 0.9
+    heatmap[0, 5, 8, 1] = 0.5  # neighbour of a higher peak: suppressed by the 3x3 max-pool
+    heatmap[0, 10, 3, 0] = 0.6
+    heatmap[0, 14, 20, 0] = 0.05  # below the threshold
+    wh[0, 5, 7] = [8, 4]
+    offset[0, 5, 7] = [0.25, 0.5]
+    wh[0, 10, 3] = [2, 6]
+    out = CenterNetDecoder(max_detections=10, score_threshold=0.1)({"heatmap": heatmap, "wh": wh, "offset": offset})
+    assert out["boxes"].shape == (1, 10, 4) and out["scores"].shape == (1, 10)
+    assert int(out["num_detections"][0]) == 2
+    np.testing.assert_allclose(out["scores"][0, :3], [0.9, 0.6, 0.0])
+    assert out["classes"].numpy()[0, :3].tolist() == [1, 0, -1]
+    # Centre (7.25, 5.5) * 4 = (29, 22); size (8, 4) * 4 = (32, 16).
+    np.testing.assert_allclose(out["boxes"][0, 0], [13, 14, 45, 30], atol=1e-5)
+    np.testing.assert_allclose(out["boxes"][0, 1], [8, 28, 16, 52], atol=1e-5)
+
+
+def test_letterbox_is_undone_and_boxes_clipped_to_the_image() -> None:
+    heatmap, wh, offset = _maps()
+    heatmap[0, 5, 7, 1] = 0.9
+    wh[0, 5, 7] = [8, 4]
+    offset[0, 5, 7] = [0.25, 0.5]
+    heatmap[0, 1, 1, 0] = 0.8
+    wh[0, 1, 1] = [10, 10]
+    inputs = {
+        "heatmap": heatmap, "wh": wh, "offset": offset,
+        "letterbox": np.array([[0.5, 0.0, 8.0]], np.float32),  # scale 0.5, padded 8 px at the top
+        "image_size": np.array([[100, 192]], np.int32),
+    }
+    out = CenterNetDecoder(max_detections=5, score_threshold=0.1)(inputs)
+    np.testing.assert_allclose(out["boxes"][0, 0], [26, 12, 90, 44], atol=1e-4)
+    # Second box: centre (4, 4), size 40 -> (-16, -16, 24, 24) in input pixels -> (-32, -48, 48, 32) -> clipped.
+    np.testing.assert_allclose(out["boxes"][0, 1], [0, 0, 48, 32], atol=1e-4)
+
+
+def test_class_wise_nms_removes_same_class_duplicates_only() -> None:
+    heatmap, wh, offset = _maps()
+    for x, cls, score in ((6, 0, 0.9), (8, 0, 0.8), (10, 1, 0.7)):
+        heatmap[0, 8, x, cls] = score
+        wh[0, 8, x] = [12, 12]
+    maps = {"heatmap": heatmap, "wh": wh, "offset": offset}
+    plain = CenterNetDecoder(max_detections=6, score_threshold=0.1)(maps)
+    nms = CenterNetDecoder(max_detections=6, score_threshold=0.1, nms=True, nms_iou_threshold=0.5)(maps)
+    assert int(plain["num_detections"][0]) == 3
+    assert int(nms["num_detections"][0]) == 2
+    np.testing.assert_allclose(nms["scores"][0, :2], [0.9, 0.7])
+    assert nms["classes"].numpy()[0].tolist() == [0, 1, -1, -1, -1, -1]
+    np.testing.assert_allclose(nms["boxes"][0, 0], plain["boxes"][0, 0], atol=1e-5)
+
+
+def test_decoder_serializes() -> None:
+    decoder = CenterNetDecoder(max_detections=7, score_threshold=0.2, nms=True, nms_iou_threshold=0.4)
+    restored = keras.layers.deserialize(keras.layers.serialize(decoder))
+    assert isinstance(restored, CenterNetDecoder)
+    assert restored.get_config() == decoder.get_config()
+
+
+@pytest.mark.parametrize("image_hw,input_hw", [((480, 640), (128, 128)), ((300, 200), (96, 160))])
+def test_encode_then_decode_recovers_original_boxes(image_hw, input_hw) -> None:
+    """Perfect maps built from the targets decode back to the original-image boxes (letterbox included)."""
+    rng = np.random.default_rng(1)
+    h, w = image_hw
+    x1 = rng.uniform(0, w * 0.6, 5)
+    y1 = rng.uniform(0, h * 0.6, 5)
+    boxes = np.stack([x1, y1, x1 + rng.uniform(30, w * 0.4, 5), y1 + rng.uniform(30, h * 0.4, 5)], 1)
+    boxes = boxes.astype(np.float32)
+    classes = np.array([0, 1, 2, 0, 1], np.int32)
+    _, letterbox = letterbox_image(tf.zeros((h, w, 3), tf.uint8), input_hw)
+    t = encode_targets(letterbox_boxes(boxes, letterbox), classes, input_hw, num_classes=3)
+    map_h, map_w = input_hw[0] // 4, input_hw[1] // 4
+    wh = np.zeros((map_h * map_w, 2), np.float32)
+    offset = np.zeros((map_h * map_w, 2), np.float32)
+    n = int(t["num_objects"])
+    wh[t["indices"][:n]] = t["wh"][:n]
+    offset[t["indices"][:n]] = t["offset"][:n]
+    out = CenterNetDecoder(max_detections=20, score_threshold=0.99)(
+        {
+            "heatmap": t["heatmap"][None],
+            "wh": wh.reshape(1, map_h, map_w, 2),
+            "offset": offset.reshape(1, map_h, map_w, 2),
+            "letterbox": letterbox[None],
+            "image_size": np.array([[h, w]]),
+        }
+    )
+    assert int(out["num_detections"][0]) == 5
+    decoded = {int(c): b for c, b in zip(out["classes"][0, :5].numpy(), out["boxes"][0, :5].numpy())}
+    order = np.argsort([b[0] for b in out["boxes"][0, :5].numpy()])
+    got = out["boxes"][0, :5].numpy()[order]
+    want = boxes[np.argsort(boxes[:, 0])]
+    np.testing.assert_allclose(got, want, atol=1e-3 * max(h, w))
+    assert set(decoded) == {0, 1, 2}
