@@ -81,7 +81,8 @@ def build_train_dataset(
         targets = encode_targets(boxes, item["class_ids"], input_size, num_classes, stride, max_objects)
         return image, keras_targets(targets)
 
-    ds = ds.map(load, num_parallel_calls=AUTOTUNE, deterministic=seed is not None)
+    # Order only may vary when it is random anyway (shuffling without a seed): that lets slow files not stall.
+    ds = ds.map(load, num_parallel_calls=AUTOTUNE, deterministic=not shuffle or seed is not None)
     # A file that passed the index check but still fails to decode is dropped with a logged warning.
     ds = ds.ignore_errors(log_warning=True)
     return ds.batch(batch_size, drop_remainder=drop_remainder).prefetch(AUTOTUNE)
