@@ -5,12 +5,15 @@ from __future__ import annotations
 import argparse
 import logging
 import os
+from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # before TensorFlow is imported
 
-from centernet_tf.cli import format_metrics, setup_logging
-from centernet_tf.config import load_config
-from centernet_tf.training import run_training
+from centernet_tf.cli import format_metrics, setup_logging  # noqa: E402
+from centernet_tf.config import load_config  # noqa: E402
+from centernet_tf.training import run_training  # noqa: E402
+
+DEFAULT_CONFIG = Path(__file__).resolve().parent / "configs" / "shapes.yaml"
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -23,7 +26,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--run-dir", help="output directory (default: <output_dir>/<name>)")
     args = parser.parse_args(argv)
     setup_logging()
-    config = load_config(args.config or "configs/shapes.yaml", args.overrides)
+    config = load_config(args.config or DEFAULT_CONFIG, args.overrides)
     metrics = run_training(config, args.run_dir, verbose=2)
     logging.getLogger("train").info("Finished %s", config.name)
     print(format_metrics(metrics, f"{config.name} (val)"))
