@@ -47,10 +47,17 @@ def predict_detections(
     index: DatasetIndex,
     decoder: CenterNetDecoder | None = None,
     batch_size: int = 8,
+    input_size: tuple[int, int] | None = None,
 ) -> list[dict[str, Any]]:
-    """Run ``model`` over the index and return COCO result dicts (boxes in original-image pixels)."""
+    """Run ``model`` over the index and return COCO result dicts (boxes in original-image pixels).
+
+    ``input_size`` (height, width) is the letterbox target; it defaults to the model's fixed input size.
+    """
     decoder = decoder or CenterNetDecoder()
-    input_size = tuple(int(s) for s in model.input_shape[1:3])
+    input_size = input_size or model.input_shape[1:3]
+    if None in input_size:
+        raise ValueError("The model has a dynamic input size: pass input_size=(height, width) to evaluate it.")
+    input_size = (int(input_size[0]), int(input_size[1]))
 
     @tf.function(reduce_retracing=True)
     def infer(batch: dict[str, tf.Tensor]) -> dict[str, tf.Tensor]:
@@ -117,7 +124,8 @@ def evaluate_model(
     index: DatasetIndex,
     decoder: CenterNetDecoder | None = None,
     batch_size: int = 8,
+    input_size: tuple[int, int] | None = None,
 ) -> dict[str, Any]:
     """COCO metrics of ``model`` on ``index`` (pycocotools, all boxes in original-image pixels)."""
-    results = predict_detections(model, index, decoder, batch_size)
+    results = predict_detections(model, index, decoder, batch_size, input_size)
     return coco_metrics(coco_ground_truth(index), results, list(index.class_names))

@@ -51,3 +51,31 @@ def test_no_detections_give_zero_not_an_exception() -> None:
     index = _index()
     metrics = coco_metrics(coco_ground_truth(index), [], index.class_names)
     assert metrics["mAP"] == 0.0 and metrics["per_class_AP"] == {"cat": 0.0, "dog": 0.0}
+
+
+def test_evaluate_model_runs_the_network_and_needs_a_size_for_dynamic_models(tmp_path) -> None:
+    from PIL import Image
+
+    from centernet_tf.evaluation import evaluate_model, predict_detections
+    from centernet_tf.model import build_centernet
+
+    examples = []
+    for i in range(3):
+        path = tmp_path / f"{i}.jpg"
+        Image.new("RGB", (200, 100), (40 * i, 90, 200)).save(path)
+        examples.append(Example(str(path), i + 1, 200, 100, np.array([[10, 10, 60, 50]], np.float32),
+                                np.array([i % 2], np.int32)))
+    index = DatasetIndex(examples, ["cat", "dog"], SkipReport(), "tiny")
+    model = build_centernet(2, "resnet10_slim", (None, None, 3))
+    with pytest.raises(ValueError, match="dynamic input size"):
+        evaluate_model(model, index)
+    metrics = evaluate_model(model, index, input_size=(64, 96))
+    # An untrained model scores ~0.1 everywhere (the heatmap prior), above the 0.01 threshold: many peaks.
+    assert 100 < metrics["num_detections"] <= 300
+    assert 0.0 <= metrics["mAP50"] <= 1.0 and set(metrics["per_class_AP"]) == {"cat", "dog"}
+    results = predict_detections(model, index, input_size=(64, 96))
+    boxes = np.array([r["bbox"] for r in results])
+    # Boxes are in original-image pixels: inside the 200x100 image once the letterbox is undone.
+    assert (boxes[:, :2] >= 0).all() and (boxes[:, 0] + boxes[:, 2] <= 200 + 1e-3).all()
+    assert (boxes[:, 1] + boxes[:, 3] <= 100 + 1e-3).all()
+    assert {r["image_id"] for r in results} == {1, 2, 3}
