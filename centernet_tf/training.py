@@ -56,6 +56,18 @@ def decoder_from_config(config: Config) -> CenterNetDecoder:
     return CenterNetDecoder(e.max_detections, e.score_threshold, e.nms, e.nms_iou_threshold)
 
 
+def training_callbacks(config: Config, run_dir: Path) -> list[keras.callbacks.Callback]:
+    """TensorBoard (losses and learning rate per epoch) and, unless disabled, crash-safe resume."""
+    callbacks: list[keras.callbacks.Callback] = [keras.callbacks.TensorBoard(log_dir=str(run_dir / "logs"))]
+    if config.train.resume:
+        backup = run_dir / "backup"
+        if (backup / "training_metadata.json").exists():
+            logger.info("Resuming from the backup in %s", backup)
+        # double_checkpoint keeps the previous backup, so a kill during a save still leaves one to load.
+        callbacks.append(keras.callbacks.BackupAndRestore(str(backup), double_checkpoint=True))
+    return callbacks
+
+
 def run_training(config: Config, run_dir: str | Path | None = None, verbose: int | str = "auto") -> dict[str, Any]:
     """Train on the config's train split, save ``model.keras``, evaluate on the val split, write ``metrics.json``.
 
@@ -103,7 +115,7 @@ def run_training(config: Config, run_dir: str | Path | None = None, verbose: int
         train_ds,
         epochs=config.train.epochs,
         steps_per_epoch=steps_per_epoch,
-        callbacks=[keras.callbacks.TensorBoard(log_dir=str(run_dir / "logs"))],
+        callbacks=training_callbacks(config, run_dir),
         verbose=verbose,
         shuffle=False,  # the tf.data pipeline shuffles
     )
