@@ -85,6 +85,10 @@ class EvalConfig:
     nms: bool = False
     nms_iou_threshold: float = 0.5
     batch_size: int = 8
+    #: COCO evaluation of the val split every N epochs during training (0: only after the last epoch);
+    #: the best model by ``best_metric`` is kept as best_model.keras.
+    every_n_epochs: int = 0
+    best_metric: str = "mAP"
 
 
 @dataclass
@@ -192,5 +196,7 @@ def validate(config: Config) -> None:
     for key in ("epochs", "batch_size"):
         if getattr(config.train, key) < 1:
             raise ConfigError(f"train.{key} must be >= 1")
+    if config.eval.best_metric not in ("mAP", "mAP50", "mAP75"):
+        raise ConfigError(f"eval.best_metric must be mAP, mAP50 or mAP75, got {config.eval.best_metric!r}")
     if config.data.max_objects < 1:
         raise ConfigError("data.max_objects must be >= 1")

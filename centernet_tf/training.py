@@ -12,9 +12,11 @@ from typing import Any
 import keras
 import yaml
 
+from centernet_tf.callbacks import CocoEvaluation
 from centernet_tf.config import Config, LossConfig, TrainConfig
 from centernet_tf.data.loaders import load_split
 from centernet_tf.data.pipeline import build_train_dataset
+from centernet_tf.data.sources import DatasetIndex
 from centernet_tf.decode import CenterNetDecoder
 from centernet_tf.evaluation import evaluate_model
 from centernet_tf.losses import centernet_losses
@@ -56,9 +58,24 @@ def decoder_from_config(config: Config) -> CenterNetDecoder:
     return CenterNetDecoder(e.max_detections, e.score_threshold, e.nms, e.nms_iou_threshold)
 
 
-def training_callbacks(config: Config, run_dir: Path) -> list[keras.callbacks.Callback]:
-    """TensorBoard (losses and learning rate per epoch) and, unless disabled, crash-safe resume."""
-    callbacks: list[keras.callbacks.Callback] = [keras.callbacks.TensorBoard(log_dir=str(run_dir / "logs"))]
+def training_callbacks(config: Config, run_dir: Path, val_index: DatasetIndex) -> list[keras.callbacks.Callback]:
+    """COCO mAP + best model, TensorBoard (losses, learning rate, mAP) and, unless disabled, crash-safe resume.
+
+    The first callback is always the :class:`CocoEvaluation`; its ``latest`` metrics are those after the last epoch.
+    """
+    evaluation = CocoEvaluation(
+        val_index,
+        decoder_from_config(config),
+        config.eval.every_n_epochs,
+        run_dir / "best_model.keras",
+        monitor=config.eval.best_metric,
+        batch_size=config.eval.batch_size,
+    )
+    # The evaluation runs before TensorBoard, so the mAP it adds to the epoch logs is written too.
+    callbacks: list[keras.callbacks.Callback] = [
+        evaluation,
+        keras.callbacks.TensorBoard(log_dir=str(run_dir / "logs")),
+    ]
     if config.train.resume:
         backup = run_dir / "backup"
         if (backup / "training_metadata.json").exists():
@@ -111,24 +128,26 @@ def run_training(config: Config, run_dir: str | Path | None = None, verbose: int
         config.name, len(train_index.examples), len(val_index.examples), len(class_names),
         config.train.epochs, steps_per_epoch,
     )
+    callbacks = training_callbacks(config, run_dir, val_index)
     history = model.fit(
         train_ds,
         epochs=config.train.epochs,
         steps_per_epoch=steps_per_epoch,
-        callbacks=training_callbacks(config, run_dir),
+        callbacks=callbacks,
         verbose=verbose,
         shuffle=False,  # the tf.data pipeline shuffles
     )
-    train_seconds = time.perf_counter() - started
+    evaluation = callbacks[0]
     model_path = run_dir / "model.keras"
     model.save(model_path)
 
-    eval_started = time.perf_counter()
-    metrics = evaluate_model(model, val_index, decoder_from_config(config), config.eval.batch_size)
+    # The callback evaluated the final weights after the last epoch; no need to run the network again.
+    # (A run resumed after its last epoch trains nothing, so evaluate here in that case.)
+    metrics = dict(evaluation.latest) or evaluate_model(model, val_index, evaluation.decoder, config.eval.batch_size)
     summary = metrics.pop("summary", "")
     metrics.update(
-        train_seconds=round(train_seconds, 1),
-        eval_seconds=round(time.perf_counter() - eval_started, 1),
+        train_seconds=round(time.perf_counter() - started - evaluation.seconds, 1),
+        eval_seconds=round(evaluation.seconds, 1),
         total_seconds=round(time.perf_counter() - started, 1),
         final_losses={k: float(v[-1]) for k, v in history.history.items() if not math.isnan(float(v[-1]))},
         model_path=str(model_path),

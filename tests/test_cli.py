@@ -27,6 +27,7 @@ TINY = [
     "--set", "train.steps_per_epoch=2",
     "--set", "train.batch_size=4",
     "--set", "train.warmup_steps=1",
+    "--set", "eval.every_n_epochs=1",
 ]
 
 
@@ -60,7 +61,16 @@ def test_train_writes_model_metrics_and_tensorboard_logs(tiny_run) -> None:
     events = list((run_dir / "logs" / "train").glob("events.out.tfevents.*"))
     tags = {value.tag for f in events for event in tf.compat.v1.train.summary_iterator(str(f))
             for value in event.summary.value}
-    assert {"epoch_loss", "epoch_heatmap_loss", "epoch_wh_loss", "epoch_offset_loss"} <= tags
+    assert {"epoch_loss", "epoch_heatmap_loss", "epoch_wh_loss", "epoch_offset_loss", "epoch_learning_rate"} <= tags
+    val_events = list((run_dir / "logs" / "validation").glob("events.out.tfevents.*"))
+    val_steps = {(value.tag, event.step) for f in val_events for event in tf.compat.v1.train.summary_iterator(str(f))
+                 for value in event.summary.value}
+    # COCO mAP after each of the 2 epochs (eval.every_n_epochs=1), and the best model kept by it.
+    assert {("epoch_mAP", 0), ("epoch_mAP", 1), ("epoch_mAP50", 1)} <= val_steps
+    best = json.loads((run_dir / "best_model.json").read_text())
+    assert best["epoch"] in (1, 2) and 0.0 <= best["mAP"] <= 1.0
+    assert keras.models.load_model(run_dir / "best_model.keras").input_shape == (None, 64, 96, 3)
+    assert "val mAP" in result.stderr
     assert "shapes train: 24 images kept" in result.stderr
     model = keras.models.load_model(run_dir / "model.keras")
     assert model.input_shape == (None, 64, 96, 3)
