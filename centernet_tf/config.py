@@ -63,10 +63,18 @@ class LossConfig:
 class TrainConfig:
     epochs: int = 10
     batch_size: int = 16
-    learning_rate: float = 5e-4
-    #: "constant" or "cosine" (cosine decay to 0 over the run after a linear warm-up).
+    #: Peak Adam learning rate; None scales base_learning_rate linearly: base * batch_size / 32.
+    learning_rate: float | None = None
+    #: Learning rate per batch of 32 images (the paper's 1.25e-4), used when learning_rate is None.
+    base_learning_rate: float = 1.25e-4
+    #: After a linear warm-up over warmup_steps: "constant", "step" (x lr_decay_factor at each epoch of
+    #: lr_decay_epochs, e.g. the paper's [90, 120] of 140) or "cosine" (decay to 0 at the last step).
     lr_schedule: str = "cosine"
     warmup_steps: int = 100
+    lr_decay_epochs: list[int] = field(default_factory=list)
+    lr_decay_factor: float = 0.1
+    #: Clip each gradient update to this global norm (None: no clipping).
+    gradient_clip_norm: float | None = None
     #: None: one pass over the training set per epoch.
     steps_per_epoch: int | None = None
     seed: int = 0
@@ -191,8 +199,10 @@ def validate(config: Config) -> None:
         raise ConfigError(f"model.input_size must be [height, width] divisible by 32, got {config.model.input_size}")
     if config.data.format not in ("shapes", "coco", "voc"):
         raise ConfigError(f"data.format must be shapes, coco or voc, got {config.data.format!r}")
-    if config.train.lr_schedule not in ("constant", "cosine"):
-        raise ConfigError(f"train.lr_schedule must be constant or cosine, got {config.train.lr_schedule!r}")
+    if config.train.lr_schedule not in ("constant", "step", "cosine"):
+        raise ConfigError(f"train.lr_schedule must be constant, step or cosine, got {config.train.lr_schedule!r}")
+    if config.train.lr_schedule == "step" and not config.train.lr_decay_epochs:
+        raise ConfigError("train.lr_schedule=step needs train.lr_decay_epochs, e.g. [90, 120]")
     for key in ("epochs", "batch_size"):
         if getattr(config.train, key) < 1:
             raise ConfigError(f"train.{key} must be >= 1")

@@ -13,7 +13,7 @@ import keras
 import yaml
 
 from centernet_tf.callbacks import CocoEvaluation
-from centernet_tf.config import Config, LossConfig, TrainConfig
+from centernet_tf.config import Config, LossConfig
 from centernet_tf.data.loaders import load_split
 from centernet_tf.data.pipeline import build_train_dataset
 from centernet_tf.data.sources import DatasetIndex
@@ -21,6 +21,7 @@ from centernet_tf.decode import CenterNetDecoder
 from centernet_tf.evaluation import evaluate_model
 from centernet_tf.losses import centernet_losses
 from centernet_tf.model import build_centernet
+from centernet_tf.schedules import learning_rate_schedule
 
 logger = logging.getLogger(__name__)
 
@@ -30,22 +31,12 @@ def loss_weights(loss: LossConfig) -> dict[str, float]:
     return {"heatmap": loss.heatmap_weight, "wh": loss.wh_weight, "offset": loss.offset_weight}
 
 
-def learning_rate_schedule(train: TrainConfig, total_steps: int) -> float | keras.optimizers.schedules.LearningRateSchedule:
-    if train.lr_schedule == "constant":
-        return train.learning_rate
-    warmup = min(train.warmup_steps, max(total_steps - 1, 0))
-    return keras.optimizers.schedules.CosineDecay(
-        initial_learning_rate=0.0 if warmup else train.learning_rate,
-        decay_steps=max(total_steps - warmup, 1),
-        warmup_target=train.learning_rate if warmup else None,
-        warmup_steps=warmup,
-    )
-
-
-def compile_centernet(model: keras.Model, config: Config, total_steps: int) -> keras.Model:
+def compile_centernet(model: keras.Model, config: Config, steps_per_epoch: int) -> keras.Model:
     """Adam + the three CenterNet losses; Keras logs ``loss`` and ``heatmap_loss``/``wh_loss``/``offset_loss``."""
     model.compile(
-        optimizer=keras.optimizers.Adam(learning_rate_schedule(config.train, total_steps)),
+        optimizer=keras.optimizers.Adam(
+            learning_rate_schedule(config.train, steps_per_epoch), global_clipnorm=config.train.gradient_clip_norm
+        ),
         loss=centernet_losses(),
         loss_weights=loss_weights(config.loss),
         jit_compile=config.train.jit_compile,
@@ -113,7 +104,6 @@ def run_training(config: Config, run_dir: str | Path | None = None, verbose: int
     # Repeating with an explicit step count keeps epochs the same length even if a file fails to decode.
     steps_per_epoch = config.train.steps_per_epoch or max(len(train_index.examples) // config.train.batch_size, 1)
     train_ds = train_ds.repeat()
-    total_steps = steps_per_epoch * config.train.epochs
 
     model = build_centernet(
         len(class_names),
@@ -122,7 +112,7 @@ def run_training(config: Config, run_dir: str | Path | None = None, verbose: int
         backbone_weights=config.model.backbone_weights,
         head_conv=config.model.head_conv,
     )
-    compile_centernet(model, config, total_steps)
+    compile_centernet(model, config, steps_per_epoch)
     logger.info(
         "Training %s: %d train / %d val images, %d classes, %d epochs x %d steps",
         config.name, len(train_index.examples), len(val_index.examples), len(class_names),

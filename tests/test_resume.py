@@ -16,7 +16,7 @@ import pytest
 import tensorflow as tf
 
 from centernet_tf.config import load_config
-from centernet_tf.training import learning_rate_schedule
+from centernet_tf.schedules import learning_rate_schedule
 
 REPO = Path(__file__).resolve().parents[1]
 EPOCHS, STEPS = 6, 3
@@ -76,7 +76,7 @@ def test_sigkill_then_same_command_resumes_epoch_and_learning_rate(tmp_path: Pat
     # a resume that lost the optimizer state would restart the warm-up.
     overrides = [a for a in command if "=" in a and not a.startswith("--")]
     config = load_config(REPO / "configs" / "shapes.yaml", overrides)
-    schedule = learning_rate_schedule(config.train, EPOCHS * STEPS)
+    schedule = learning_rate_schedule(config.train, STEPS)
     rates = _learning_rates(tmp_path / "run" / "logs" / "train")
     assert sorted(rates) == list(range(EPOCHS))
     expected = [float(schedule((epoch + 1) * STEPS)) for epoch in range(EPOCHS)]

@@ -1,0 +1,72 @@
+"""Learning-rate schedules: linear warm-up, then constant, step or cosine decay (all serializable)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import keras
+from keras import ops
+
+from centernet_tf.config import TrainConfig
+
+#: The paper's Adam learning rate for a batch of 32 images; scaled linearly with the batch size.
+PAPER_LR_PER_32_IMAGES = 1.25e-4
+
+
+@keras.saving.register_keras_serializable(package="centernet_tf")
+class StepDecayWithWarmup(keras.optimizers.schedules.LearningRateSchedule):
+    """``peak * step / warmup_steps`` during warm-up, then ``peak * factor ** (boundaries passed)``.
+
+    Keras' ``PiecewiseConstantDecay`` has no warm-up, which from-scratch training and large batches need.
+    With no boundaries this is a constant rate after the warm-up.
+    """
+
+    def __init__(
+        self, peak: float, warmup_steps: int = 0, boundaries: Sequence[int] = (), factor: float = 0.1
+    ) -> None:
+        self.peak = float(peak)
+        self.warmup_steps = int(warmup_steps)
+        self.boundaries = [int(b) for b in boundaries]
+        self.factor = float(factor)
+
+    def __call__(self, step: Any) -> Any:
+        step = ops.cast(step, "float32")
+        passed = sum((ops.cast(step >= b, "float32") for b in self.boundaries), ops.zeros((), "float32"))
+        rate = self.peak * ops.power(self.factor, passed)
+        if self.warmup_steps > 0:
+            rate = ops.where(step < self.warmup_steps, self.peak * step / self.warmup_steps, rate)
+        return rate
+
+    def get_config(self) -> dict[str, Any]:
+        return {
+            "peak": self.peak,
+            "warmup_steps": self.warmup_steps,
+            "boundaries": self.boundaries,
+            "factor": self.factor,
+        }
+
+
+def peak_learning_rate(train: TrainConfig) -> float:
+    """``train.learning_rate`` if set, else the paper's 1.25e-4 per 32 images scaled to ``train.batch_size``."""
+    if train.learning_rate is not None:
+        return train.learning_rate
+    return train.base_learning_rate * train.batch_size / 32.0
+
+
+def learning_rate_schedule(
+    train: TrainConfig, steps_per_epoch: int
+) -> keras.optimizers.schedules.LearningRateSchedule:
+    """The schedule over optimizer steps (it follows ``optimizer.iterations``, so it survives a resume)."""
+    total_steps = steps_per_epoch * train.epochs
+    peak = peak_learning_rate(train)
+    warmup = min(train.warmup_steps, max(total_steps - 1, 0))
+    if train.lr_schedule == "cosine":
+        return keras.optimizers.schedules.CosineDecay(
+            initial_learning_rate=0.0 if warmup else peak,
+            decay_steps=max(total_steps - warmup, 1),
+            warmup_target=peak if warmup else None,
+            warmup_steps=warmup,
+        )
+    boundaries = [epoch * steps_per_epoch for epoch in train.lr_decay_epochs] if train.lr_schedule == "step" else []
+    return StepDecayWithWarmup(peak, warmup, boundaries, train.lr_decay_factor)
