@@ -50,6 +50,14 @@ class DataConfig:
     class_names: list[str] | None = None
     max_objects: int = 128
     flip: bool = True
+    #: CornerNet-style random scale (scale_range) + crop (centre crop_border away from the edges); off by
+    #: default until its benefit is benchmarked.
+    random_crop: bool = False
+    scale_range: list[float] = field(default_factory=lambda: [0.6, 1.4])
+    crop_border: float = 0.25
+    #: Brightness / contrast / saturation jitter strength (CenterNet uses 0.4) and PCA lighting std (0.1).
+    colour_jitter: float = 0.0
+    lighting_std: float = 0.0
 
 
 @dataclass
@@ -208,5 +216,10 @@ def validate(config: Config) -> None:
             raise ConfigError(f"train.{key} must be >= 1")
     if config.eval.best_metric not in ("mAP", "mAP50", "mAP75"):
         raise ConfigError(f"eval.best_metric must be mAP, mAP50 or mAP75, got {config.eval.best_metric!r}")
+    low, high = (config.data.scale_range + [0.0, 0.0])[:2]
+    if len(config.data.scale_range) != 2 or not 0 < low <= high:
+        raise ConfigError(f"data.scale_range must be [low, high] with 0 < low <= high, got {config.data.scale_range}")
+    if not 0.0 <= config.data.crop_border < 0.5:
+        raise ConfigError("data.crop_border must be in [0, 0.5)")
     if config.data.max_objects < 1:
         raise ConfigError("data.max_objects must be >= 1")

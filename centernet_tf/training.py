@@ -14,6 +14,7 @@ import yaml
 
 from centernet_tf.callbacks import CocoEvaluation
 from centernet_tf.config import Config, LossConfig
+from centernet_tf.data.augment import Augmentation
 from centernet_tf.data.loaders import load_split
 from centernet_tf.data.pipeline import build_train_dataset
 from centernet_tf.data.sources import DatasetIndex
@@ -100,6 +101,13 @@ def run_training(config: Config, run_dir: str | Path | None = None, verbose: int
         max_objects=config.data.max_objects,
         flip=config.data.flip,
         seed=config.train.seed,
+        augmentation=Augmentation(
+            random_crop=config.data.random_crop,
+            scale_range=(config.data.scale_range[0], config.data.scale_range[1]),
+            crop_border=config.data.crop_border,
+            colour_jitter=config.data.colour_jitter,
+            lighting_std=config.data.lighting_std,
+        ),
     )
     # Repeating with an explicit step count keeps epochs the same length even if a file fails to decode.
     steps_per_epoch = config.train.steps_per_epoch or max(len(train_index.examples) // config.train.batch_size, 1)

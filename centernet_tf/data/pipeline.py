@@ -12,6 +12,7 @@ from typing import Any
 import numpy as np
 import tensorflow as tf
 
+from centernet_tf.data.augment import Augmentation, colour_jitter, pca_lighting, random_scale_crop
 from centernet_tf.data.letterbox import letterbox_boxes, letterbox_image
 from centernet_tf.data.sources import DatasetIndex
 from centernet_tf.targets import encode_targets, keras_targets
@@ -64,8 +65,13 @@ def build_train_dataset(
     seed: int | None = None,
     stride: int = 4,
     drop_remainder: bool = True,
+    augmentation: Augmentation | None = None,
 ) -> tf.data.Dataset:
-    """``(image, targets)`` batches for ``model.fit``; ``targets`` is keyed like the model outputs."""
+    """``(image, targets)`` batches for ``model.fit``; ``targets`` is keyed like the model outputs.
+
+    Without ``augmentation.random_crop`` images are letterboxed as in evaluation.
+    """
+    augmentation = augmentation or Augmentation()
     num_classes = len(index.class_names)
     _report_dropped_objects(index, max_objects)
     input_size = (int(input_size[0]), int(input_size[1]))
@@ -74,11 +80,22 @@ def build_train_dataset(
         ds = ds.shuffle(len(index.examples), seed=seed, reshuffle_each_iteration=True)
 
     def load(item: dict[str, tf.Tensor]) -> tuple[tf.Tensor, dict[str, tf.Tensor]]:
-        image, letterbox = letterbox_image(read_image(item["path"]), input_size)
-        boxes = letterbox_boxes(item["boxes"], letterbox)
+        image, boxes, class_ids = read_image(item["path"]), item["boxes"], item["class_ids"]
+        if augmentation.random_crop:
+            image, boxes, keep = random_scale_crop(
+                image, boxes, input_size, augmentation.scale_range, augmentation.crop_border
+            )
+            class_ids = tf.boolean_mask(class_ids, keep)
+        else:
+            image, letterbox = letterbox_image(image, input_size)
+            boxes = letterbox_boxes(boxes, letterbox)
         if flip:
-            image, boxes = random_horizontal_flip(image, boxes, seed=seed)
-        targets = encode_targets(boxes, item["class_ids"], input_size, num_classes, stride, max_objects)
+            image, boxes = random_horizontal_flip(image, boxes)
+        if augmentation.colour_jitter > 0:
+            image = colour_jitter(image, augmentation.colour_jitter)
+        if augmentation.lighting_std > 0:
+            image = pca_lighting(image, augmentation.lighting_std)
+        targets = encode_targets(boxes, class_ids, input_size, num_classes, stride, max_objects)
         return image, keras_targets(targets)
 
     # Order only may vary when it is random anyway (shuffling without a seed): that lets slow files not stall.
@@ -109,11 +126,11 @@ def build_eval_dataset(index: DatasetIndex, input_size: tuple[int, int], batch_s
 
 
 def random_horizontal_flip(
-    image: tf.Tensor, boxes: tf.Tensor, probability: float = 0.5, seed: int | None = None
+    image: tf.Tensor, boxes: tf.Tensor, probability: float = 0.5
 ) -> tuple[tf.Tensor, tf.Tensor]:
     """Flip the image left-right with ``probability`` and mirror the ``x1, y1, x2, y2`` boxes with it."""
     width = tf.cast(tf.shape(image)[1], tf.float32)
-    do_flip = tf.random.uniform([], seed=seed) < probability
+    do_flip = tf.random.uniform([]) < probability
     flipped_boxes = tf.stack([width - boxes[:, 2], boxes[:, 1], width - boxes[:, 0], boxes[:, 3]], axis=-1)
     return (
         tf.cond(do_flip, lambda: tf.reverse(image, axis=[1]), lambda: image),
