@@ -13,10 +13,14 @@ from pathlib import Path
 from typing import Any
 
 import keras
+import tensorflow as tf
 
+from centernet_tf.data.letterbox import letterbox_boxes
+from centernet_tf.data.pipeline import build_eval_dataset
 from centernet_tf.data.sources import DatasetIndex
 from centernet_tf.decode import CenterNetDecoder
 from centernet_tf.evaluation import evaluate_model
+from centernet_tf.visualize import ground_truth_vs_prediction, heatmap_overlay
 
 logger = logging.getLogger(__name__)
 
@@ -37,6 +41,9 @@ class CocoEvaluation(keras.callbacks.Callback):
         best_model_path: str | Path,
         monitor: str = "mAP",
         batch_size: int = 8,
+        image_log_dir: str | Path | None = None,
+        num_images: int = 4,
+        image_score_threshold: float = 0.3,
     ) -> None:
         super().__init__()
         self.index = index
@@ -47,6 +54,9 @@ class CocoEvaluation(keras.callbacks.Callback):
         self.monitor = monitor
         self.batch_size = batch_size
         self.best = -math.inf
+        self.image_writer = tf.summary.create_file_writer(str(image_log_dir)) if image_log_dir else None
+        self.num_images = num_images
+        self.image_score_threshold = image_score_threshold
         #: Metrics of the latest evaluation (after the last epoch once ``fit`` returns) and time spent evaluating.
         self.latest: dict[str, Any] = {}
         self.seconds = 0.0
@@ -65,6 +75,8 @@ class CocoEvaluation(keras.callbacks.Callback):
         self.latest = metrics
         if logs is not None:
             logs.update({f"val_{k}": metrics[k] for k in ("mAP", "mAP50", "mAP75")})
+        if self.image_writer is not None:
+            self._log_images(epoch)
         value = metrics[self.monitor]
         logger.info("epoch %d: val mAP %.4f, mAP@0.5 %.4f", epoch + 1, metrics["mAP"], metrics["mAP50"])
         if value > self.best:
@@ -72,3 +84,23 @@ class CocoEvaluation(keras.callbacks.Callback):
             self.model.save(self.best_model_path)
             self.best_record.write_text(json.dumps({"epoch": epoch + 1, self.monitor: value}))
             logger.info("new best %s %.4f: saved %s", self.monitor, value, self.best_model_path)
+
+    def _log_images(self, epoch: int) -> None:
+        """The same first validation images each time: ground truth | prediction, and the heatmap overlay."""
+        input_size = tuple(int(v) for v in self.model.input_shape[1:3])
+        subset = DatasetIndex(self.index.examples[: self.num_images], self.index.class_names, self.index.report)
+        batch = next(iter(build_eval_dataset(subset, input_size, self.num_images)))
+        outputs = self.model(batch["image"], training=False)
+        detections = self.decoder(outputs)  # boxes in input pixels: no letterbox given
+        keep = detections["scores"] >= self.image_score_threshold
+        pred_boxes = tf.where(keep[..., None], detections["boxes"], 0.0)
+        gt_boxes = tf.ragged.constant(
+            [letterbox_boxes(e.boxes.reshape(-1, 4), lb).numpy().tolist() for e, lb in
+             zip(subset.examples, batch["letterbox"])], ragged_rank=1, inner_shape=(4,), dtype=tf.float32
+        ).to_tensor()
+        with self.image_writer.as_default():
+            tf.summary.image("detections", ground_truth_vs_prediction(batch["image"], gt_boxes, pred_boxes),
+                             step=epoch, max_outputs=self.num_images)
+            tf.summary.image("heatmap", heatmap_overlay(batch["image"], outputs["heatmap"]), step=epoch,
+                             max_outputs=self.num_images)
+        self.image_writer.flush()

@@ -62,6 +62,7 @@ def training_callbacks(config: Config, run_dir: Path, val_index: DatasetIndex) -
         run_dir / "best_model.keras",
         monitor=config.eval.best_metric,
         batch_size=config.eval.batch_size,
+        image_log_dir=run_dir / "logs" / "images",
     )
     # The evaluation runs before TensorBoard, so the mAP it adds to the epoch logs is written too.
     callbacks: list[keras.callbacks.Callback] = [

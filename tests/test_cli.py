@@ -71,6 +71,11 @@ def test_train_writes_model_metrics_and_tensorboard_logs(tiny_run) -> None:
     assert best["epoch"] in (1, 2) and 0.0 <= best["mAP"] <= 1.0
     assert keras.models.load_model(run_dir / "best_model.keras").input_shape == (None, 64, 96, 3)
     assert "val mAP" in result.stderr
+    image_events = list((run_dir / "logs" / "images").glob("events.out.tfevents.*"))
+    image_tags = {(value.tag, event.step) for f in image_events
+                  for event in tf.compat.v1.train.summary_iterator(str(f)) for value in event.summary.value}
+    # Ground truth | prediction and the heatmap overlay at each evaluation (after epochs 1 and 2).
+    assert {("detections", 0), ("detections", 1), ("heatmap", 0), ("heatmap", 1)} <= image_tags
     assert "shapes train: 24 images kept" in result.stderr
     model = keras.models.load_model(run_dir / "model.keras")
     assert model.input_shape == (None, 64, 96, 3)
