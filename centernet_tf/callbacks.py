@@ -57,6 +57,7 @@ class CocoEvaluation(keras.callbacks.Callback):
         self.image_writer = tf.summary.create_file_writer(str(image_log_dir)) if image_log_dir else None
         self.num_images = num_images
         self.image_score_threshold = image_score_threshold
+        self._images: tuple[tf.Tensor, tf.Tensor] | None = None
         #: Metrics of the latest evaluation (after the last epoch once ``fit`` returns) and time spent evaluating.
         self.latest: dict[str, Any] = {}
         self.seconds = 0.0
@@ -85,22 +86,30 @@ class CocoEvaluation(keras.callbacks.Callback):
             self.best_record.write_text(json.dumps({"epoch": epoch + 1, self.monitor: value}))
             logger.info("new best %s %.4f: saved %s", self.monitor, value, self.best_model_path)
 
+    def _image_batch(self) -> tuple[tf.Tensor, tf.Tensor]:
+        """The first validation images, letterboxed, and their ground-truth boxes in input pixels (read once)."""
+        if self._images is None:
+            input_size = tuple(int(v) for v in self.model.input_shape[1:3])
+            subset = DatasetIndex(self.index.examples[: self.num_images], self.index.class_names, self.index.report)
+            batch = next(iter(build_eval_dataset(subset, input_size, self.num_images)))
+            gt_boxes = tf.ragged.constant(
+                [letterbox_boxes(e.boxes.reshape(-1, 4), lb).numpy().tolist()
+                 for e, lb in zip(subset.examples, batch["letterbox"])],
+                ragged_rank=1, inner_shape=(4,), dtype=tf.float32,
+            ).to_tensor()
+            self._images = (batch["image"], gt_boxes)
+        return self._images
+
     def _log_images(self, epoch: int) -> None:
         """The same first validation images each time: ground truth | prediction, and the heatmap overlay."""
-        input_size = tuple(int(v) for v in self.model.input_shape[1:3])
-        subset = DatasetIndex(self.index.examples[: self.num_images], self.index.class_names, self.index.report)
-        batch = next(iter(build_eval_dataset(subset, input_size, self.num_images)))
-        outputs = self.model(batch["image"], training=False)
+        images, gt_boxes = self._image_batch()
+        outputs = self.model(images, training=False)
         detections = self.decoder(outputs)  # boxes in input pixels: no letterbox given
         keep = detections["scores"] >= self.image_score_threshold
         pred_boxes = tf.where(keep[..., None], detections["boxes"], 0.0)
-        gt_boxes = tf.ragged.constant(
-            [letterbox_boxes(e.boxes.reshape(-1, 4), lb).numpy().tolist() for e, lb in
-             zip(subset.examples, batch["letterbox"])], ragged_rank=1, inner_shape=(4,), dtype=tf.float32
-        ).to_tensor()
         with self.image_writer.as_default():
-            tf.summary.image("detections", ground_truth_vs_prediction(batch["image"], gt_boxes, pred_boxes),
+            tf.summary.image("detections", ground_truth_vs_prediction(images, gt_boxes, pred_boxes),
                              step=epoch, max_outputs=self.num_images)
-            tf.summary.image("heatmap", heatmap_overlay(batch["image"], outputs["heatmap"]), step=epoch,
+            tf.summary.image("heatmap", heatmap_overlay(images, outputs["heatmap"]), step=epoch,
                              max_outputs=self.num_images)
         self.image_writer.flush()
