@@ -61,10 +61,16 @@ class CocoEvaluation(keras.callbacks.Callback):
         #: Metrics of the latest evaluation (after the last epoch once ``fit`` returns) and time spent evaluating.
         self.latest: dict[str, Any] = {}
         self.seconds = 0.0
+        #: One ``{"epoch", "mAP", "mAP50", "mAP75"}`` per evaluation: the learning curve. Kept in a file beside
+        #: the best model, so a resumed run still reports the evaluations made before the crash.
+        self.curve_path = self.best_model_path.parent / "eval_curve.json"
+        self.curve: list[dict[str, float]] = []
 
     def on_train_begin(self, logs: dict[str, Any] | None = None) -> None:
         if self.best_record.exists():
             self.best = float(json.loads(self.best_record.read_text())[self.monitor])
+        if self.curve_path.exists():
+            self.curve = json.loads(self.curve_path.read_text())
 
     def on_epoch_end(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
         last = epoch + 1 == self.params.get("epochs")
@@ -74,6 +80,9 @@ class CocoEvaluation(keras.callbacks.Callback):
         metrics = evaluate_model(self.model, self.index, self.decoder, self.batch_size)
         self.seconds += time.perf_counter() - started
         self.latest = metrics
+        self.curve = [c for c in self.curve if c["epoch"] < epoch + 1]
+        self.curve.append({"epoch": epoch + 1, **{k: round(float(metrics[k]), 4) for k in ("mAP", "mAP50", "mAP75")}})
+        self.curve_path.write_text(json.dumps(self.curve))
         if logs is not None:
             logs.update({f"val_{k}": metrics[k] for k in ("mAP", "mAP50", "mAP75")})
         if self.image_writer is not None:
