@@ -81,6 +81,14 @@ class TrainConfig:
     warmup_steps: int = 100
     lr_decay_epochs: list[int] = field(default_factory=list)
     lr_decay_factor: float = 0.1
+    #: Transfer learning: train the first N epochs with the backbone frozen (weights and BatchNorm statistics),
+    #: then unfreeze it and fine-tune everything for the remaining epochs. 0: train everything from the start.
+    freeze_backbone_epochs: int = 0
+    #: Peak learning rate of the fine-tuning phase (its own warm-up and decay); None: a tenth of the first.
+    fine_tune_learning_rate: float | None = None
+    #: Let the backbone's BatchNorm layers update (statistics and scale/offset) while fine-tuning. Off by
+    #: default: small batches would overwrite the pretrained statistics.
+    fine_tune_batch_norm: bool = False
     #: Clip each gradient update to this global norm (None: no clipping).
     gradient_clip_norm: float | None = None
     #: None: one pass over the training set per epoch.
@@ -214,6 +222,13 @@ def validate(config: Config) -> None:
     for key in ("epochs", "batch_size"):
         if getattr(config.train, key) < 1:
             raise ConfigError(f"train.{key} must be >= 1")
+    if not 0 <= config.train.freeze_backbone_epochs < config.train.epochs:
+        raise ConfigError(
+            f"train.freeze_backbone_epochs must be in [0, train.epochs), got {config.train.freeze_backbone_epochs} "
+            f"with {config.train.epochs} epochs (the fine-tuning phase needs at least one epoch)"
+        )
+    if config.train.fine_tune_learning_rate is not None and config.train.fine_tune_learning_rate <= 0:
+        raise ConfigError("train.fine_tune_learning_rate must be > 0 (or null)")
     if config.eval.best_metric not in ("mAP", "mAP50", "mAP75"):
         raise ConfigError(f"eval.best_metric must be mAP, mAP50 or mAP75, got {config.eval.best_metric!r}")
     low, high = (config.data.scale_range + [0.0, 0.0])[:2]

@@ -54,12 +54,28 @@ def peak_learning_rate(train: TrainConfig) -> float:
     return train.base_learning_rate * train.batch_size / 32.0
 
 
+def fine_tune_learning_rate(train: TrainConfig) -> float:
+    """Peak learning rate after the backbone is unfrozen: ``train.fine_tune_learning_rate`` or a tenth of the first."""
+    if train.fine_tune_learning_rate is not None:
+        return train.fine_tune_learning_rate
+    return peak_learning_rate(train) / 10.0
+
+
 def learning_rate_schedule(
-    train: TrainConfig, steps_per_epoch: int
+    train: TrainConfig,
+    steps_per_epoch: int,
+    first_epoch: int = 0,
+    last_epoch: int | None = None,
+    peak: float | None = None,
 ) -> keras.optimizers.schedules.LearningRateSchedule:
-    """The schedule over optimizer steps (it follows ``optimizer.iterations``, so it survives a resume)."""
-    total_steps = steps_per_epoch * train.epochs
-    peak = peak_learning_rate(train)
+    """The schedule over optimizer steps (it follows ``optimizer.iterations``, so it survives a resume).
+
+    One training phase covers epochs ``[first_epoch, last_epoch)`` (default: all of ``train.epochs``) with a
+    fresh optimizer, so its warm-up and decay span that phase only; step-decay epochs stay absolute.
+    """
+    last_epoch = train.epochs if last_epoch is None else last_epoch
+    total_steps = steps_per_epoch * (last_epoch - first_epoch)
+    peak = peak_learning_rate(train) if peak is None else peak
     warmup = min(train.warmup_steps, max(total_steps - 1, 0))
     if train.lr_schedule == "cosine":
         return keras.optimizers.schedules.CosineDecay(
@@ -68,5 +84,6 @@ def learning_rate_schedule(
             warmup_target=peak if warmup else None,
             warmup_steps=warmup,
         )
-    boundaries = [epoch * steps_per_epoch for epoch in train.lr_decay_epochs] if train.lr_schedule == "step" else []
+    decay_epochs = train.lr_decay_epochs if train.lr_schedule == "step" else []
+    boundaries = [(epoch - first_epoch) * steps_per_epoch for epoch in decay_epochs if epoch > first_epoch]
     return StepDecayWithWarmup(peak, warmup, boundaries, train.lr_decay_factor)

@@ -5,7 +5,9 @@ from __future__ import annotations
 import json
 import logging
 import math
+import shutil
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -13,7 +15,7 @@ import keras
 import yaml
 
 from centernet_tf.callbacks import CocoEvaluation
-from centernet_tf.config import Config, LossConfig
+from centernet_tf.config import Config, LossConfig, TrainConfig
 from centernet_tf.data.augment import Augmentation
 from centernet_tf.data.loaders import load_split
 from centernet_tf.data.pipeline import build_train_dataset
@@ -22,7 +24,8 @@ from centernet_tf.decode import CenterNetDecoder
 from centernet_tf.evaluation import evaluate_model
 from centernet_tf.losses import centernet_losses
 from centernet_tf.model import build_centernet
-from centernet_tf.schedules import learning_rate_schedule
+from centernet_tf.schedules import fine_tune_learning_rate, learning_rate_schedule, peak_learning_rate
+from centernet_tf.transfer import set_backbone_trainable
 
 logger = logging.getLogger(__name__)
 
@@ -32,12 +35,42 @@ def loss_weights(loss: LossConfig) -> dict[str, float]:
     return {"heatmap": loss.heatmap_weight, "wh": loss.wh_weight, "offset": loss.offset_weight}
 
 
-def compile_centernet(model: keras.Model, config: Config, steps_per_epoch: int) -> keras.Model:
-    """Adam + the three CenterNet losses; Keras logs ``loss`` and ``heatmap_loss``/``wh_loss``/``offset_loss``."""
+@dataclass(frozen=True)
+class TrainingPhase:
+    """Epochs ``[first_epoch, last_epoch)`` trained with one optimizer and one learning-rate schedule."""
+
+    name: str
+    first_epoch: int
+    last_epoch: int
+    peak_learning_rate: float
+    #: Backbone frozen (weights and BatchNorm statistics) during this phase.
+    frozen_backbone: bool
+
+
+def training_phases(train: TrainConfig) -> list[TrainingPhase]:
+    """One phase, or with ``freeze_backbone_epochs`` a frozen-backbone phase followed by fine-tuning."""
+    frozen = train.freeze_backbone_epochs
+    if frozen == 0:
+        return [TrainingPhase("train", 0, train.epochs, peak_learning_rate(train), False)]
+    return [
+        TrainingPhase("frozen_backbone", 0, frozen, peak_learning_rate(train), True),
+        TrainingPhase("fine_tune", frozen, train.epochs, fine_tune_learning_rate(train), False),
+    ]
+
+
+def compile_centernet(
+    model: keras.Model, config: Config, steps_per_epoch: int, phase: TrainingPhase | None = None
+) -> keras.Model:
+    """Adam + the three CenterNet losses; Keras logs ``loss`` and ``heatmap_loss``/``wh_loss``/``offset_loss``.
+
+    ``phase`` (default: all epochs at the configured rate) sets the span and peak of the learning-rate schedule.
+    """
+    phase = phase or training_phases(config.train)[0]
+    schedule = learning_rate_schedule(
+        config.train, steps_per_epoch, phase.first_epoch, phase.last_epoch, phase.peak_learning_rate
+    )
     model.compile(
-        optimizer=keras.optimizers.Adam(
-            learning_rate_schedule(config.train, steps_per_epoch), global_clipnorm=config.train.gradient_clip_norm
-        ),
+        optimizer=keras.optimizers.Adam(schedule, global_clipnorm=config.train.gradient_clip_norm),
         loss=centernet_losses(),
         loss_weights=loss_weights(config.loss),
         jit_compile=config.train.jit_compile,
@@ -50,12 +83,8 @@ def decoder_from_config(config: Config) -> CenterNetDecoder:
     return CenterNetDecoder(e.max_detections, e.score_threshold, e.nms, e.nms_iou_threshold)
 
 
-def training_callbacks(config: Config, run_dir: Path, val_index: DatasetIndex) -> list[keras.callbacks.Callback]:
-    """COCO mAP + best model, TensorBoard (losses, learning rate, mAP) and, unless disabled, crash-safe resume.
-
-    The first callback is always the :class:`CocoEvaluation`; its ``latest`` metrics are those after the last epoch.
-    """
-    evaluation = CocoEvaluation(
+def coco_evaluation(config: Config, run_dir: Path, val_index: DatasetIndex) -> CocoEvaluation:
+    return CocoEvaluation(
         val_index,
         decoder_from_config(config),
         config.eval.every_n_epochs,
@@ -64,18 +93,126 @@ def training_callbacks(config: Config, run_dir: Path, val_index: DatasetIndex) -
         batch_size=config.eval.batch_size,
         image_log_dir=run_dir / "logs" / "images",
     )
+
+
+def training_callbacks(
+    config: Config,
+    run_dir: Path,
+    val_index: DatasetIndex,
+    evaluation: CocoEvaluation | None = None,
+    backup_dir: Path | None = None,
+    delete_backup: bool = True,
+) -> list[keras.callbacks.Callback]:
+    """COCO mAP + best model, TensorBoard (losses, learning rate, mAP) and, unless disabled, crash-safe resume.
+
+    The first callback is always the :class:`CocoEvaluation`; its ``latest`` metrics are those after the last epoch.
+    """
+    evaluation = evaluation or coco_evaluation(config, run_dir, val_index)
     # The evaluation runs before TensorBoard, so the mAP it adds to the epoch logs is written too.
     callbacks: list[keras.callbacks.Callback] = [
         evaluation,
         keras.callbacks.TensorBoard(log_dir=str(run_dir / "logs")),
     ]
     if config.train.resume:
-        backup = run_dir / "backup"
+        backup = backup_dir or run_dir / "backup"
         if (backup / "training_metadata.json").exists():
             logger.info("Resuming from the backup in %s", backup)
         # double_checkpoint keeps the previous backup, so a kill during a save still leaves one to load.
-        callbacks.append(keras.callbacks.BackupAndRestore(str(backup), double_checkpoint=True))
+        callbacks.append(
+            keras.callbacks.BackupAndRestore(str(backup), double_checkpoint=True, delete_checkpoint=delete_backup)
+        )
     return callbacks
+
+
+def fit_phases(
+    model: keras.Model,
+    config: Config,
+    train_ds: Any,
+    steps_per_epoch: int,
+    run_dir: Path,
+    val_index: DatasetIndex,
+    verbose: int | str = "auto",
+) -> tuple[CocoEvaluation, keras.callbacks.History]:
+    """Run each :func:`training_phases` phase as one ``fit`` with its own optimizer, resumable after a kill.
+
+    A finished phase leaves ``<run_dir>/<phase>.weights.h5`` behind, so a run killed later skips it and loads
+    its weights; the phase in progress resumes from its own backup directory (the last one from ``backup``).
+    """
+    phases = training_phases(config.train)
+    evaluation = coco_evaluation(config, run_dir, val_index)
+    history = None
+    for number, phase in enumerate(phases, start=1):
+        last = number == len(phases)
+        done = run_dir / f"{phase.name}.weights.h5"
+        if done.exists():
+            model.load_weights(done)
+            logger.info("Phase %s already finished: loaded %s", phase.name, done)
+            continue
+        if len(phases) > 1:
+            changed = set_backbone_trainable(
+                model, not phase.frozen_backbone, train_batch_norm=config.train.fine_tune_batch_norm
+            )
+            logger.info(
+                "Phase %d/%d %s: epochs %d-%d, backbone %s (%d layers), peak learning rate %.3g",
+                number, len(phases), phase.name, phase.first_epoch + 1, phase.last_epoch,
+                "frozen" if phase.frozen_backbone else "trainable", changed, phase.peak_learning_rate,
+            )
+        compile_centernet(model, config, steps_per_epoch, phase)
+        backup = run_dir / ("backup" if last else f"backup_{phase.name}")
+        history = model.fit(
+            train_ds,
+            initial_epoch=phase.first_epoch,
+            epochs=phase.last_epoch,
+            steps_per_epoch=steps_per_epoch,
+            callbacks=training_callbacks(config, run_dir, val_index, evaluation, backup, delete_backup=last),
+            verbose=verbose,
+            shuffle=False,  # the tf.data pipeline shuffles
+        )
+        model._initial_epoch = None  # set by BackupAndRestore; the next phase must not inherit it
+        if not last:
+            # Weights first, then drop the backup: a kill in between still finds one of the two.
+            model.save_weights(done)
+            shutil.rmtree(backup, ignore_errors=True)
+    for phase in phases[:-1]:
+        (run_dir / f"{phase.name}.weights.h5").unlink(missing_ok=True)
+    return evaluation, history
+
+
+def augmentation_from_config(config: Config) -> Augmentation:
+    data = config.data
+    return Augmentation(
+        random_crop=data.random_crop,
+        scale_range=(data.scale_range[0], data.scale_range[1]),
+        crop_border=data.crop_border,
+        colour_jitter=data.colour_jitter,
+        lighting_std=data.lighting_std,
+    )
+
+
+def train_dataset_from_config(config: Config, train_index: DatasetIndex) -> tuple[Any, int]:
+    """The repeated, augmented training ``tf.data.Dataset`` and the number of steps in one epoch."""
+    train_ds = build_train_dataset(
+        train_index,
+        (config.model.input_size[0], config.model.input_size[1]),
+        config.train.batch_size,
+        max_objects=config.data.max_objects,
+        flip=config.data.flip,
+        seed=config.train.seed,
+        augmentation=augmentation_from_config(config),
+    )
+    # Repeating with an explicit step count keeps epochs the same length even if a file fails to decode.
+    steps_per_epoch = config.train.steps_per_epoch or max(len(train_index.examples) // config.train.batch_size, 1)
+    return train_ds.repeat(), steps_per_epoch
+
+
+def model_from_config(config: Config, num_classes: int) -> keras.Model:
+    return build_centernet(
+        num_classes,
+        backbone=config.model.backbone,
+        input_shape=(config.model.input_size[0], config.model.input_size[1], 3),
+        backbone_weights=config.model.backbone_weights,
+        head_conv=config.model.head_conv,
+    )
 
 
 def run_training(config: Config, run_dir: str | Path | None = None, verbose: int | str = "auto") -> dict[str, Any]:
@@ -94,49 +231,14 @@ def run_training(config: Config, run_dir: str | Path | None = None, verbose: int
     class_names = list(train_index.class_names)
     (run_dir / "labels.txt").write_text("\n".join(class_names) + "\n")
 
-    input_size = tuple(config.model.input_size)
-    train_ds = build_train_dataset(
-        train_index,
-        input_size,
-        config.train.batch_size,
-        max_objects=config.data.max_objects,
-        flip=config.data.flip,
-        seed=config.train.seed,
-        augmentation=Augmentation(
-            random_crop=config.data.random_crop,
-            scale_range=(config.data.scale_range[0], config.data.scale_range[1]),
-            crop_border=config.data.crop_border,
-            colour_jitter=config.data.colour_jitter,
-            lighting_std=config.data.lighting_std,
-        ),
-    )
-    # Repeating with an explicit step count keeps epochs the same length even if a file fails to decode.
-    steps_per_epoch = config.train.steps_per_epoch or max(len(train_index.examples) // config.train.batch_size, 1)
-    train_ds = train_ds.repeat()
-
-    model = build_centernet(
-        len(class_names),
-        backbone=config.model.backbone,
-        input_shape=(*input_size, 3),
-        backbone_weights=config.model.backbone_weights,
-        head_conv=config.model.head_conv,
-    )
-    compile_centernet(model, config, steps_per_epoch)
+    train_ds, steps_per_epoch = train_dataset_from_config(config, train_index)
+    model = model_from_config(config, len(class_names))
     logger.info(
         "Training %s: %d train / %d val images, %d classes, %d epochs x %d steps",
         config.name, len(train_index.examples), len(val_index.examples), len(class_names),
         config.train.epochs, steps_per_epoch,
     )
-    callbacks = training_callbacks(config, run_dir, val_index)
-    history = model.fit(
-        train_ds,
-        epochs=config.train.epochs,
-        steps_per_epoch=steps_per_epoch,
-        callbacks=callbacks,
-        verbose=verbose,
-        shuffle=False,  # the tf.data pipeline shuffles
-    )
-    evaluation = callbacks[0]
+    evaluation, history = fit_phases(model, config, train_ds, steps_per_epoch, run_dir, val_index, verbose)
     model_path = run_dir / "model.keras"
     model.save(model_path)
 
@@ -148,10 +250,18 @@ def run_training(config: Config, run_dir: str | Path | None = None, verbose: int
         train_seconds=round(time.perf_counter() - started - evaluation.seconds, 1),
         eval_seconds=round(evaluation.seconds, 1),
         total_seconds=round(time.perf_counter() - started, 1),
-        final_losses={k: float(v[-1]) for k, v in history.history.items() if not math.isnan(float(v[-1]))},
+        final_losses=_final_losses(history),
         model_path=str(model_path),
         class_names=class_names,
+        eval_curve=evaluation.curve,
     )
     (run_dir / "metrics.json").write_text(json.dumps(metrics, indent=2))
     (run_dir / "coco_eval.txt").write_text(summary)
     return metrics
+
+
+def _final_losses(history: keras.callbacks.History | None) -> dict[str, float]:
+    """The last epoch's losses (none when a resumed run had nothing left to train)."""
+    if history is None:
+        return {}
+    return {k: float(v[-1]) for k, v in history.history.items() if v and not math.isnan(float(v[-1]))}

@@ -17,13 +17,14 @@ import tensorflow as tf
 
 from centernet_tf.config import load_config
 from centernet_tf.schedules import learning_rate_schedule
+from centernet_tf.training import training_phases
 
 REPO = Path(__file__).resolve().parents[1]
 EPOCHS, STEPS = 6, 3
 
 
-def _command(work: Path) -> list[str]:
-    overrides = [
+def _command(work: Path, freeze_backbone_epochs: int = 0) -> list[str]:
+    overrides = [f"train.freeze_backbone_epochs={freeze_backbone_epochs}",
         "model.backbone=resnet10_slim", "model.input_size=[64,64]", "data.shapes_num_train=16",
         "data.shapes_num_val=4", "data.shapes_image_size=[64,64]", f"data.shapes_dir={work / 'shapes'}",
         f"train.epochs={EPOCHS}", f"train.steps_per_epoch={STEPS}", "train.batch_size=2",
@@ -45,14 +46,16 @@ def _learning_rates(log_dir: Path) -> dict[int, float]:
     return rates
 
 
-def test_sigkill_then_same_command_resumes_epoch_and_learning_rate(tmp_path: Path) -> None:
+@pytest.mark.parametrize("freeze", [0, 2], ids=["one_phase", "killed_while_fine_tuning"])
+def test_sigkill_then_same_command_resumes_epoch_and_learning_rate(tmp_path: Path, freeze: int) -> None:
+    """With ``freeze`` > 0 the kill lands in the fine-tuning phase, after the frozen-backbone phase finished."""
     env = {**os.environ, "PYTHONPATH": str(REPO), "TF_CPP_MIN_LOG_LEVEL": "3"}
-    command = _command(tmp_path)
-    metadata = tmp_path / "run" / "backup" / "training_metadata.json"
+    command = _command(tmp_path, freeze)
+    metadata = tmp_path / "run" / "backup" / "training_metadata.json"  # the last phase's backup
     first = subprocess.Popen(command, cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
     deadline = time.monotonic() + 300
     while time.monotonic() < deadline and first.poll() is None:
-        if metadata.exists() and json.loads(metadata.read_text() or "{}").get("epoch", 0) >= 2:
+        if metadata.exists() and json.loads(metadata.read_text() or "{}").get("epoch", 0) >= freeze + 2:
             break
         time.sleep(0.1)
     assert first.poll() is None, "the first run ended before it could be killed"
@@ -61,7 +64,7 @@ def test_sigkill_then_same_command_resumes_epoch_and_learning_rate(tmp_path: Pat
     assert first.returncode == -signal.SIGKILL
     assert not (tmp_path / "run" / "metrics.json").exists()
     stopped_at = json.loads(metadata.read_text())["epoch"]
-    assert 2 <= stopped_at < EPOCHS
+    assert freeze + 2 <= stopped_at < EPOCHS
 
     second = subprocess.run(command, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600)
     assert second.returncode == 0, second.stderr[-3000:]
@@ -71,14 +74,23 @@ def test_sigkill_then_same_command_resumes_epoch_and_learning_rate(tmp_path: Pat
     assert "Resuming from the backup" in second.stderr
     assert (tmp_path / "run" / "metrics.json").exists()
     assert not (tmp_path / "run" / "backup").exists()
+    assert not list((tmp_path / "run").glob("*.weights.h5")), "finished-phase weights are removed on success"
+    if freeze:
+        assert "Phase frozen_backbone already finished" in second.stderr
 
     # The learning rate of every epoch, across both runs, follows one schedule over the optimizer's step count:
     # a resume that lost the optimizer state would restart the warm-up.
     overrides = [a for a in command if "=" in a and not a.startswith("--")]
     config = load_config(REPO / "configs" / "shapes.yaml", overrides)
-    schedule = learning_rate_schedule(config.train, STEPS)
+    expected = []
+    for phase in training_phases(config.train):
+        schedule = learning_rate_schedule(
+            config.train, STEPS, phase.first_epoch, phase.last_epoch, phase.peak_learning_rate
+        )
+        # Each phase's optimizer counts its own steps from 0.
+        expected += [float(schedule((epoch + 1 - phase.first_epoch) * STEPS))
+                     for epoch in range(phase.first_epoch, phase.last_epoch)]
     rates = _learning_rates(tmp_path / "run" / "logs" / "train")
     assert sorted(rates) == list(range(EPOCHS))
-    expected = [float(schedule((epoch + 1) * STEPS)) for epoch in range(EPOCHS)]
     np.testing.assert_allclose([rates[e] for e in range(EPOCHS)], expected, rtol=1e-5)
-    assert rates[stopped_at] != pytest.approx(float(schedule(STEPS)))
+    assert rates[stopped_at] != pytest.approx(expected[freeze])  # not restarted at the phase's first epoch

@@ -1,0 +1,146 @@
+"""Transfer learning: the backbone is found in the graph, frozen means weights and BatchNorm statistics fixed."""
+
+from __future__ import annotations
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from centernet_tf.backbones import get_backbone
+from centernet_tf.config import ConfigError, load_config
+from centernet_tf.model import build_centernet
+from centernet_tf.schedules import learning_rate_schedule
+from centernet_tf.targets import encode_targets, keras_targets
+from centernet_tf.training import compile_centernet, training_phases
+from centernet_tf.transfer import backbone_layers, set_backbone_trainable
+
+SIZE = 64
+
+
+def _standalone_backbone_layer_names(backbone: str) -> list[str]:
+    """The layers the backbone builder creates on its own input: what ``backbone_layers`` must find."""
+    image = keras.Input((SIZE, SIZE, 3))
+    features = get_backbone(backbone).build(image, None)
+    return [layer.name for layer in keras.Model(image, features).layers if not isinstance(layer, keras.layers.InputLayer)]
+
+
+@pytest.mark.parametrize("backbone", ["resnet10_slim", "resnet50"])
+def test_backbone_layers_are_exactly_the_backbone(backbone: str) -> None:
+    keras.backend.clear_session()  # same layer names in both builds
+    model = build_centernet(2, backbone, (SIZE, SIZE, 3))
+    found = [layer.name for layer in backbone_layers(model)]
+    keras.backend.clear_session()
+    expected = _standalone_backbone_layer_names(backbone)
+    assert sorted(found) == sorted(expected)
+    outside = {layer.name for layer in model.layers} - set(found)
+    assert {"image", "normalize", "decoder1_deconv", "heatmap"} <= outside
+    assert all(name.startswith(("image", "normalize", "decoder", "heatmap", "wh", "offset")) for name in outside)
+
+
+def test_backbone_layers_rejects_other_models() -> None:
+    other = keras.Sequential([keras.Input((4,)), keras.layers.Dense(1)])
+    with pytest.raises(ValueError, match="not a CenterNet"):
+        backbone_layers(other)
+
+
+def _batch(batch_size: int = 4) -> tuple[np.ndarray, dict[str, tf.Tensor]]:
+    rng = np.random.default_rng(0)
+    images = rng.uniform(0, 255, (batch_size, SIZE, SIZE, 3)).astype("float32")
+    targets = [
+        keras_targets(encode_targets(tf.constant([[8.0, 10.0, 30.0, 40.0], [33.0, 5.0, 60.0, 28.0]]),
+                                     tf.constant([0, 1]), (SIZE, SIZE), num_classes=2, max_objects=8))
+        for _ in range(batch_size)
+    ]
+    return images, {k: tf.stack([t[k] for t in targets]) for k in targets[0]}
+
+
+def _fit_once(model: keras.Model) -> dict[str, list[np.ndarray]]:
+    """Snapshot every layer's variables, fit two steps in training mode, return the snapshot."""
+    before = {layer.name: [v.numpy().copy() for v in layer.weights] for layer in model.layers}
+    images, targets = _batch()
+    model.fit(images, targets, batch_size=2, epochs=1, verbose=0)
+    return before
+
+
+def _changed(layer: keras.layers.Layer, before: list[np.ndarray]) -> list[bool]:
+    return [not np.array_equal(old, new.numpy()) for old, new in zip(before, layer.weights)]
+
+
+def _phase_config(*overrides: str):
+    return load_config(None, ["model.backbone=resnet10_slim", "train.jit_compile=false", "train.epochs=4",
+                              "train.warmup_steps=0", "train.lr_schedule=constant", *overrides])
+
+
+def test_frozen_backbone_keeps_weights_and_batchnorm_statistics_and_decoder_learns() -> None:
+    config = _phase_config("train.freeze_backbone_epochs=2")
+    model = build_centernet(2, "resnet10_slim", (SIZE, SIZE, 3))
+    frozen, fine_tune = training_phases(config.train)
+    assert set_backbone_trainable(model, False) == len(backbone_layers(model))
+    compile_centernet(model, config, steps_per_epoch=2, phase=frozen)
+    before = _fit_once(model)
+
+    backbone = {layer.name for layer in backbone_layers(model)}
+    for layer in model.layers:
+        if not layer.weights:
+            continue
+        changed = _changed(layer, before[layer.name])
+        if layer.name in backbone:
+            assert not any(changed), f"frozen {layer.name} changed"
+        elif isinstance(layer, keras.layers.BatchNormalization):
+            assert all(changed), f"{layer.name}: gamma, beta and both moving statistics must update"
+        else:
+            assert any(changed), f"{layer.name} did not learn"
+
+
+@pytest.mark.parametrize("train_batch_norm", [False, True])
+def test_fine_tuning_unfreezes_convolutions_and_batchnorm_only_when_asked(train_batch_norm: bool) -> None:
+    config = _phase_config("train.freeze_backbone_epochs=2")
+    model = build_centernet(2, "resnet10_slim", (SIZE, SIZE, 3))
+    set_backbone_trainable(model, False)
+    set_backbone_trainable(model, True, train_batch_norm=train_batch_norm)
+    compile_centernet(model, config, steps_per_epoch=2, phase=training_phases(config.train)[1])
+    before = _fit_once(model)
+    for layer in backbone_layers(model):
+        if not layer.weights:
+            continue
+        changed = _changed(layer, before[layer.name])
+        if isinstance(layer, keras.layers.BatchNormalization):
+            assert all(changed) if train_batch_norm else not any(changed), layer.name
+        else:
+            assert all(changed), f"{layer.name} should be fine-tuned"
+
+
+def test_phases_and_their_learning_rates() -> None:
+    config = _phase_config("train.freeze_backbone_epochs=1", "train.learning_rate=1e-3")
+    frozen, fine_tune = training_phases(config.train)
+    assert (frozen.first_epoch, frozen.last_epoch, frozen.frozen_backbone) == (0, 1, True)
+    assert (fine_tune.first_epoch, fine_tune.last_epoch, fine_tune.frozen_backbone) == (1, 4, False)
+    assert frozen.peak_learning_rate == pytest.approx(1e-3)
+    assert fine_tune.peak_learning_rate == pytest.approx(1e-4)  # a tenth by default
+    explicit = _phase_config("train.freeze_backbone_epochs=1", "train.fine_tune_learning_rate=3e-4")
+    assert training_phases(explicit.train)[1].peak_learning_rate == pytest.approx(3e-4)
+    assert [p.name for p in training_phases(_phase_config().train)] == ["train"]
+
+
+def test_fine_tune_schedule_spans_its_own_phase() -> None:
+    train = _phase_config("train.lr_schedule=cosine", "train.warmup_steps=2", "train.epochs=5").train
+    # Fine-tuning epochs 2..5 with 10 steps each: warm-up over 2 steps, cosine to 0 at 30 steps.
+    schedule = learning_rate_schedule(train, 10, first_epoch=2, last_epoch=5, peak=1e-4)
+    assert float(schedule(1)) == pytest.approx(0.5e-4)
+    assert float(schedule(2)) == pytest.approx(1e-4)
+    assert float(schedule(16)) == pytest.approx(0.5e-4, rel=1e-4)  # halfway through the 28 decay steps
+    step = _phase_config("train.lr_schedule=step", "train.lr_decay_epochs=[1,3]", "train.epochs=5").train
+    # Absolute decay epochs: the one at epoch 1 is before the phase, the one at epoch 3 is 1 epoch into it.
+    schedule = learning_rate_schedule(step, 10, first_epoch=2, last_epoch=5, peak=1e-4)
+    assert [float(schedule(s)) for s in (0, 9, 10)] == pytest.approx([1e-4, 1e-4, 1e-5])
+
+
+@pytest.mark.parametrize("overrides, message", [
+    (["train.freeze_backbone_epochs=4"], "freeze_backbone_epochs"),
+    (["train.freeze_backbone_epochs=-1"], "freeze_backbone_epochs"),
+    (["train.fine_tune_learning_rate=0"], "fine_tune_learning_rate"),
+])
+def test_bad_transfer_config_is_an_error(overrides: list[str], message: str) -> None:
+    with pytest.raises(ConfigError, match=message):
+        _phase_config(*overrides)
