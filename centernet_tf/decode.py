@@ -59,7 +59,8 @@ class CenterNetDecoder(keras.layers.Layer):
         cell = flat_idx // num_classes
         ys = tf.cast(cell // map_w, tf.float32)
         xs = tf.cast(cell % map_w, tf.float32)
-        wh_at = tf.gather(tf.reshape(wh, [batch, -1, 2]), cell, batch_dims=1)
+        # A negative size (an untrained or diverging wh head) would give an inverted box: clamp it to 0.
+        wh_at = tf.maximum(tf.gather(tf.reshape(wh, [batch, -1, 2]), cell, batch_dims=1), 0.0)
         off_at = tf.gather(tf.reshape(offset, [batch, -1, 2]), cell, batch_dims=1)
         cx = xs + off_at[..., 0]
         cy = ys + off_at[..., 1]

@@ -38,6 +38,15 @@ def test_peaks_topk_and_boxes_are_exact() -> None:
     np.testing.assert_allclose(out["boxes"][0, 1], [8, 28, 16, 52], atol=1e-5)
 
 
+def test_negative_sizes_give_empty_boxes_at_the_centre_not_inverted_ones() -> None:
+    heatmap, wh, offset = _maps()
+    heatmap[0, 5, 7, 0] = 0.9
+    wh[0, 5, 7] = [-8, 4]  # what an untrained wh head can output
+    out = CenterNetDecoder(max_detections=3, score_threshold=0.1)({"heatmap": heatmap, "wh": wh, "offset": offset})
+    # Centre (7, 5) * 4 = (28, 20): width clamped to 0, height 4 * 4 = 16.
+    np.testing.assert_allclose(out["boxes"][0, 0], [28, 12, 28, 28], atol=1e-5)
+
+
 def test_letterbox_is_undone_and_boxes_clipped_to_the_image() -> None:
     heatmap, wh, offset = _maps()
     heatmap[0, 5, 7, 1] = 0.9

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 from pathlib import Path
 
 import numpy as np
@@ -354,18 +353,8 @@ def test_skip_report_summary_and_log(caplog: pytest.LogCaptureFixture) -> None:
 # --------------------------------------------------------------------------------------
 
 
-def _bccd_root() -> Path:
-    base = os.environ.get("CENTERNET_BCCD_DIR")
-    root = Path(base) if base else Path(__file__).resolve().parents[2] / "shared" / "data" / "bccd"
-    if (root / "BCCD" / "Annotations").is_dir():
-        root = root / "BCCD"
-    if not (root / "Annotations").is_dir():
-        pytest.skip(f"BCCD dataset not found at {root} (set CENTERNET_BCCD_DIR to run this test)")
-    return root
-
-
-def test_bccd_real_data() -> None:
-    root = _bccd_root()
+def test_bccd_real_data(bccd_root: Path) -> None:
+    root = bccd_root
     trainval = load_voc(root, "trainval", name="BCCD trainval")
     test = load_voc(root, "test", name="BCCD test")
     everything = load_voc(root, None, name="BCCD all")

@@ -1,0 +1,176 @@
+"""Export a trained CenterNet as a SavedModel or a TFLite file with pre- and post-processing in the graph.
+
+Both formats answer with the four outputs that clients of the TensorFlow Object Detection API already read:
+
+* ``detection_boxes`` ``[1, K, 4]`` float32: ``ymin, xmin, ymax, xmax`` normalised to ``[0, 1]``;
+* ``detection_scores`` ``[1, K]`` float32, sorted, 0 past ``num_detections``;
+* ``detection_classes`` ``[1, K]`` float32: **1-based** class ids as in ``label_map.pbtxt`` (id ``i + 1`` is
+  line ``i`` of ``labels.txt``), 0 past ``num_detections``;
+* ``num_detections`` ``[1]`` float32.
+
+The SavedModel's ``serving_default`` takes a ``uint8`` image ``[1, H, W, 3]`` of any size: letterbox,
+normalisation, network and decoding all run inside, and boxes are normalised to that original image.
+A TFLite file has the fixed input size of the model config (``[1, H, W, 3]``, float32 RGB 0-255, or uint8 for
+``int8``); the caller letterboxes (see :mod:`centernet_tf.inference`) and boxes are normalised to that input.
+"""
+
+from __future__ import annotations
+
+import logging
+import tempfile
+from collections.abc import Callable, Iterable, Iterator
+from pathlib import Path
+from typing import Any
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from centernet_tf.data.letterbox import letterbox_image
+from centernet_tf.decode import CenterNetDecoder
+
+logger = logging.getLogger(__name__)
+
+OUTPUT_KEYS = ("detection_boxes", "detection_scores", "detection_classes", "num_detections")
+QUANTIZATIONS = ("fp32", "fp16", "int8")
+SIGNATURE = "serving_default"
+
+
+def model_input_size(model: keras.Model) -> tuple[int, int]:
+    height, width = model.input_shape[1:3]
+    if height is None or width is None:
+        raise ValueError("the model has no fixed input size; build it with input_shape=(H, W, 3)")
+    return int(height), int(width)
+
+
+def detection_api_outputs(detections: dict[str, tf.Tensor], height: Any, width: Any) -> dict[str, tf.Tensor]:
+    """Decoder output (``x1, y1, x2, y2`` pixels of a ``height x width`` image) -> Object Detection API outputs."""
+    size = tf.cast(tf.stack([height, width, height, width]), tf.float32)
+    boxes = tf.gather(detections["boxes"], [1, 0, 3, 2], axis=-1) / size
+    valid = detections["classes"] >= 0
+    return {
+        "detection_boxes": tf.clip_by_value(boxes, 0.0, 1.0),
+        "detection_scores": detections["scores"],
+        "detection_classes": tf.where(valid, tf.cast(detections["classes"] + 1, tf.float32), 0.0),
+        "num_detections": tf.cast(detections["num_detections"], tf.float32),
+    }
+
+
+def any_size_detection_fn(model: keras.Model, decoder: CenterNetDecoder) -> Callable[[tf.Tensor], dict]:
+    """``uint8 [1, H, W, 3]`` of any size -> letterbox -> network -> decode -> normalised boxes."""
+    input_size = model_input_size(model)
+
+    def detect(input_tensor: tf.Tensor) -> dict[str, tf.Tensor]:
+        image = input_tensor[0]
+        height, width = tf.shape(image)[0], tf.shape(image)[1]
+        letterboxed, letterbox = letterbox_image(image, input_size)
+        outputs = model(letterboxed[None], training=False)
+        detections = decoder({**outputs, "letterbox": letterbox[None], "image_size": tf.stack([height, width])[None]})
+        return detection_api_outputs(detections, height, width)
+
+    return detect
+
+
+def fixed_size_detection_fn(model: keras.Model, decoder: CenterNetDecoder) -> Callable[[tf.Tensor], dict]:
+    """``[1, H, W, 3]`` at the model's input size (already letterboxed) -> network -> decode -> normalised boxes."""
+    height, width = model_input_size(model)
+
+    def detect(image: tf.Tensor) -> dict[str, tf.Tensor]:
+        outputs = model(tf.cast(image, tf.float32), training=False)
+        return detection_api_outputs(decoder(outputs), height, width)
+
+    return detect
+
+
+def write_label_files(output_dir: str | Path, class_names: Iterable[str]) -> None:
+    """``labels.txt`` (one name per line, 0-based order) and ``label_map.pbtxt`` (Object Detection API, 1-based)."""
+    output_dir = Path(output_dir)
+    names = list(class_names)
+    (output_dir / "labels.txt").write_text("".join(f"{name}\n" for name in names))
+    items = "".join(
+        f"item {{\n  id: {i}\n  name: '{name.replace(chr(39), chr(92) + chr(39))}'\n  display_name: '"
+        f"{name.replace(chr(39), chr(92) + chr(39))}'\n}}\n"
+        for i, name in enumerate(names, start=1)
+    )
+    (output_dir / "label_map.pbtxt").write_text(items)
+
+
+def _archive(model: keras.Model, fn: Callable, spec: tf.TensorSpec) -> keras.export.ExportArchive:
+    archive = keras.export.ExportArchive()
+    archive.track(model)
+    archive.add_endpoint(name=SIGNATURE, fn=fn, input_signature=[spec])
+    return archive
+
+
+def export_saved_model(
+    model: keras.Model, output_dir: str | Path, class_names: Iterable[str], decoder: CenterNetDecoder | None = None
+) -> Path:
+    """Write a SavedModel whose ``serving_default`` takes ``uint8 [1, None, None, 3]``, plus the label files."""
+    output_dir = Path(output_dir)
+    decoder = decoder or CenterNetDecoder()
+    spec = tf.TensorSpec([1, None, None, 3], tf.uint8, name="input_tensor")
+    _archive(model, any_size_detection_fn(model, decoder), spec).write_out(str(output_dir), verbose=False)
+    write_label_files(output_dir, class_names)
+    logger.info("Wrote SavedModel %s", output_dir)
+    return output_dir
+
+
+def export_tflite(
+    model: keras.Model,
+    output_path: str | Path,
+    class_names: Iterable[str],
+    quantize: str = "fp32",
+    representative_images: Iterable[np.ndarray] | None = None,
+    decoder: CenterNetDecoder | None = None,
+) -> Path:
+    """Write a TFLite file with normalisation and decoding inside (built-in ops only), plus the label files.
+
+    ``fp32``: float. ``fp16``: float16 weights (computed in float32 where the device has no fp16 kernels).
+    ``int8``: full-integer quantisation calibrated on ``representative_images`` (letterboxed ``[H, W, 3]``
+    arrays at the model's input size, e.g. from :func:`representative_images`), uint8 input; the decoding
+    stays float. Dynamic-range quantisation is deliberately not offered: its hybrid kernels made the
+    ``Conv2DTranspose`` decoder far slower than float on CPU.
+    """
+    if quantize not in QUANTIZATIONS:
+        raise ValueError(f"quantize must be one of {', '.join(QUANTIZATIONS)}, got {quantize!r}")
+    if quantize == "int8" and representative_images is None:
+        raise ValueError("int8 quantisation needs representative_images (real training images)")
+    output_path = Path(output_path)
+    output_path.parent.mkdir(parents=True, exist_ok=True)
+    decoder = decoder or CenterNetDecoder()
+    height, width = model_input_size(model)
+    spec = tf.TensorSpec([1, height, width, 3], tf.float32, name="image")
+    with tempfile.TemporaryDirectory() as tmp:
+        _archive(model, fixed_size_detection_fn(model, decoder), spec).write_out(tmp, verbose=False)
+        converter = tf.lite.TFLiteConverter.from_saved_model(tmp, signature_keys=[SIGNATURE])
+        converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS]
+        if quantize == "fp16":
+            converter.optimizations = [tf.lite.Optimize.DEFAULT]
+            converter.target_spec.supported_types = [tf.float16]
+        elif quantize == "int8":
+            images = list(representative_images)  # type: ignore[arg-type]
+            if not images:
+                raise ValueError("representative_images is empty")
+
+            def calibration() -> Iterator[list[np.ndarray]]:
+                for image in images:
+                    yield [np.asarray(image, np.float32)[None]]
+
+            converter.optimizations = [tf.lite.Optimize.DEFAULT]
+            converter.representative_dataset = calibration
+            # The network runs in int8; decode ops without int8 kernels (top-k, gather...) stay float.
+            converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8, tf.lite.OpsSet.TFLITE_BUILTINS]
+            converter.inference_input_type = tf.uint8
+        flatbuffer = converter.convert()
+    output_path.write_bytes(flatbuffer)
+    write_label_files(output_path.parent, class_names)
+    logger.info("Wrote %s TFLite model %s (%.1f MB)", quantize, output_path, len(flatbuffer) / 1e6)
+    return output_path
+
+
+def representative_images(index: Any, input_size: tuple[int, int], count: int = 100) -> list[np.ndarray]:
+    """The first ``count`` images of a :class:`DatasetIndex`, letterboxed like evaluation, for int8 calibration."""
+    from centernet_tf.data.pipeline import build_eval_dataset
+
+    subset = type(index)(index.examples[:count], index.class_names, index.report)
+    return [image for batch in build_eval_dataset(subset, input_size, 8) for image in batch["image"].numpy()]

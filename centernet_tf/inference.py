@@ -1,0 +1,153 @@
+"""Run a trained or exported CenterNet on images: one interface over ``.keras``, SavedModel and ``.tflite``.
+
+Every detector takes an RGB ``uint8`` image ``[H, W, 3]`` of any size and returns :class:`Detections` in
+that image's pixels with 0-based class ids, so ``predict.py``, the parity tests and the export benchmark
+compare like with like.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import tensorflow as tf
+
+from centernet_tf.data.letterbox import letterbox_image
+from centernet_tf.decode import CenterNetDecoder, undo_letterbox
+
+
+@dataclass
+class Detections:
+    """Boxes ``[N, 4]`` as ``x1, y1, x2, y2`` pixels of the input image, scores ``[N]``, 0-based classes ``[N]``."""
+
+    boxes: np.ndarray
+    scores: np.ndarray
+    classes: np.ndarray
+
+    def above(self, score_threshold: float) -> Detections:
+        keep = self.scores >= score_threshold
+        return Detections(self.boxes[keep], self.scores[keep], self.classes[keep])
+
+    def to_list(self, class_names: list[str] | None = None) -> list[dict[str, Any]]:
+        """JSON-ready rows: ``{"box": [x1, y1, x2, y2], "score", "class_id", "class_name"}``."""
+        rows = []
+        for box, score, cls in zip(self.boxes, self.scores, self.classes):
+            row: dict[str, Any] = {
+                "box": [round(float(v), 2) for v in box],
+                "score": round(float(score), 5),
+                "class_id": int(cls),
+            }
+            if class_names is not None:
+                row["class_name"] = class_names[int(cls)] if 0 <= cls < len(class_names) else str(int(cls))
+            rows.append(row)
+        return rows
+
+
+def _from_detection_api(outputs: dict[str, Any], height: float, width: float) -> Detections:
+    """Object Detection API outputs (normalised ``ymin, xmin, ymax, xmax``, 1-based classes) -> pixels."""
+    num = int(np.asarray(outputs["num_detections"]).reshape(-1)[0])
+    boxes = np.asarray(outputs["detection_boxes"])[0, :num]
+    return Detections(
+        boxes=boxes[:, [1, 0, 3, 2]] * np.array([width, height, width, height], np.float32),
+        scores=np.asarray(outputs["detection_scores"])[0, :num],
+        classes=np.asarray(outputs["detection_classes"])[0, :num].astype(np.int32) - 1,
+    )
+
+
+class KerasDetector:
+    """A ``keras.Model`` from ``build_centernet`` (or a ``.keras`` file) plus the in-graph decoder."""
+
+    def __init__(self, model: Any, decoder: CenterNetDecoder | None = None) -> None:
+        import keras
+
+        import centernet_tf  # noqa: F401  (registers the custom layers for load_model)
+
+        self.model = keras.models.load_model(model, compile=False) if isinstance(model, (str, Path)) else model
+        self.decoder = decoder or CenterNetDecoder()
+        self.input_size = tuple(int(v) for v in self.model.input_shape[1:3])
+        self._run = tf.function(self._detect)
+
+    def _detect(self, image: tf.Tensor) -> dict[str, tf.Tensor]:
+        letterboxed, letterbox = letterbox_image(image, self.input_size)
+        outputs = self.model(letterboxed[None], training=False)
+        size = tf.shape(image)[:2]
+        return self.decoder({**outputs, "letterbox": letterbox[None], "image_size": size[None]})
+
+    def detect(self, image: np.ndarray) -> Detections:
+        out = self._run(tf.convert_to_tensor(image, tf.uint8))
+        num = int(out["num_detections"][0])
+        return Detections(out["boxes"][0, :num].numpy(), out["scores"][0, :num].numpy(),
+                          out["classes"][0, :num].numpy())
+
+
+class SavedModelDetector:
+    """A SavedModel from :func:`centernet_tf.export.export_saved_model` (only TensorFlow is needed to run it)."""
+
+    def __init__(self, path: str | Path) -> None:
+        self.loaded = tf.saved_model.load(str(path))
+        self.serve = self.loaded.signatures["serving_default"]
+
+    def detect(self, image: np.ndarray) -> Detections:
+        outputs = self.serve(input_tensor=tf.convert_to_tensor(image[None], tf.uint8))
+        return _from_detection_api({k: v.numpy() for k, v in outputs.items()}, image.shape[0], image.shape[1])
+
+
+def tflite_interpreter(path: str | Path, num_threads: int | None = None) -> Any:
+    """The LiteRT interpreter (``ai-edge-litert``) when installed, else ``tf.lite.Interpreter``."""
+    try:
+        from ai_edge_litert.interpreter import Interpreter
+    except ImportError:
+        Interpreter = tf.lite.Interpreter
+    return Interpreter(model_path=str(path), num_threads=num_threads)
+
+
+class TFLiteDetector:
+    """A ``.tflite`` file from :func:`centernet_tf.export.export_tflite`: letterbox here, the rest inside."""
+
+    def __init__(self, path: str | Path, num_threads: int | None = None) -> None:
+        self.interpreter = tflite_interpreter(path, num_threads)
+        self.runner = self.interpreter.get_signature_runner("serving_default")
+        (name, detail), = self.runner.get_input_details().items()
+        self.input_name, self.input_dtype = name, detail["dtype"]
+        self.input_size = (int(detail["shape"][1]), int(detail["shape"][2]))
+
+    def detect(self, image: np.ndarray) -> Detections:
+        letterboxed, letterbox = letterbox_image(image, self.input_size)
+        pixels = letterboxed.numpy()[None]
+        if self.input_dtype == np.uint8:
+            pixels = np.clip(np.round(pixels), 0, 255)
+        outputs = self.runner(**{self.input_name: pixels.astype(self.input_dtype)})
+        found = _from_detection_api(outputs, *self.input_size)
+        boxes = undo_letterbox(found.boxes[None], letterbox[None], tf.constant([image.shape[:2]]))[0].numpy()
+        return Detections(boxes, found.scores, found.classes)
+
+
+def load_detector(path: str | Path, num_threads: int | None = None, decoder: CenterNetDecoder | None = None) -> Any:
+    """``.keras`` file, SavedModel directory or ``.tflite`` file -> a detector with ``detect(image)``."""
+    path = Path(path)
+    if path.is_dir() and (path / "saved_model.pb").exists():
+        return SavedModelDetector(path)
+    if path.suffix == ".tflite" and path.is_file():
+        return TFLiteDetector(path, num_threads)
+    if path.suffix == ".keras" and path.is_file():
+        return KerasDetector(path, decoder)
+    raise ValueError(f"{path}: expected a .keras file, a SavedModel directory or a .tflite file")
+
+
+def class_names_for(path: str | Path) -> list[str] | None:
+    """The ``labels.txt`` beside a model file or inside a SavedModel directory, if there is one."""
+    path = Path(path)
+    labels = (path if path.is_dir() else path.parent) / "labels.txt"
+    if labels.is_file():
+        return [line for line in labels.read_text().splitlines() if line]
+    return None
+
+
+def set_cpu_threads(num_threads: int) -> None:
+    """Limit TensorFlow to ``num_threads`` CPU threads (call before any TensorFlow op runs)."""
+    os.environ.setdefault("OMP_NUM_THREADS", str(num_threads))
+    tf.config.threading.set_intra_op_parallelism_threads(num_threads)
+    tf.config.threading.set_inter_op_parallelism_threads(num_threads)

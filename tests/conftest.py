@@ -1,0 +1,20 @@
+"""Shared test fixtures."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+
+@pytest.fixture
+def bccd_root() -> Path:
+    """The BCCD VOC directory (``../shared/data/bccd/BCCD`` or ``$CENTERNET_BCCD_DIR``); skips when absent."""
+    base = os.environ.get("CENTERNET_BCCD_DIR")
+    root = Path(base) if base else Path(__file__).resolve().parents[2] / "shared" / "data" / "bccd"
+    if (root / "BCCD" / "Annotations").is_dir():
+        root = root / "BCCD"
+    if not (root / "Annotations").is_dir():
+        pytest.skip(f"BCCD dataset not found at {root} (set CENTERNET_BCCD_DIR to run this test)")
+    return root

@@ -1,0 +1,220 @@
+"""Export: SavedModel and TFLite give the detections of the Keras model; predict.py matches the evaluation path."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+from PIL import Image
+
+from centernet_tf.data.sources import DatasetIndex, load_voc
+from centernet_tf.evaluation import predict_detections
+from centernet_tf.export import export_saved_model, export_tflite, write_label_files
+from centernet_tf.inference import Detections, KerasDetector, SavedModelDetector, TFLiteDetector, tflite_interpreter
+from centernet_tf.model import build_centernet
+
+REPO = Path(__file__).resolve().parents[1]
+INPUT = (64, 96)
+CLASSES = ["Platelets", "RBC", "WBC"]
+ENV = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
+
+
+@pytest.fixture(scope="module")
+def model() -> keras.Model:
+    """A tiny CenterNet whose heatmap has clear, well separated peaks (so top-K order is not a matter of ties)."""
+    keras.utils.set_random_seed(3)
+    net = build_centernet(len(CLASSES), "resnet10_slim", (*INPUT, 3))
+    # Larger random head weights spread the scores out, as training does.
+    kernel, bias = net.get_layer("heatmap").get_weights()
+    net.get_layer("heatmap").set_weights([kernel * 40.0, bias])
+    return net
+
+
+def _image(seed: int = 0, size: tuple[int, int] = (120, 170)) -> np.ndarray:
+    """A smooth random picture (blurred noise) of a size other than the model input: letterbox in play."""
+    rng = np.random.default_rng(seed)
+    small = rng.integers(0, 256, (size[0] // 10, size[1] // 10, 3), dtype=np.uint8)
+    return np.asarray(Image.fromarray(small).resize((size[1], size[0]), Image.BILINEAR))
+
+
+def _assert_same_detections(expected: Detections, actual: Detections, image_size: tuple[int, int]) -> None:
+    """The acceptance tolerance: boxes within 1e-3 of the image size, same classes, scores within 1e-4."""
+    assert len(expected.scores) == len(actual.scores) > 0
+    np.testing.assert_array_equal(expected.classes, actual.classes)
+    np.testing.assert_allclose(actual.scores, expected.scores, atol=1e-4)
+    np.testing.assert_allclose(actual.boxes, expected.boxes, atol=1e-3 * max(image_size))
+
+
+def test_saved_model_reloads_in_a_process_that_imports_only_tensorflow(model: keras.Model, tmp_path: Path) -> None:
+    export_dir = export_saved_model(model, tmp_path / "saved_model", CLASSES)
+    image = _image()
+    np.save(tmp_path / "image.npy", image)
+    script = f"""
+import sys
+import numpy as np
+import tensorflow as tf
+serve = tf.saved_model.load({str(export_dir)!r}).signatures["serving_default"]
+outputs = serve(input_tensor=tf.constant(np.load({str(tmp_path / 'image.npy')!r})[None]))
+assert not [m for m in sys.modules if m.startswith("centernet_tf")], "the project was imported"
+np.savez({str(tmp_path / 'out.npz')!r}, **{{k: v.numpy() for k, v in outputs.items()}})
+"""
+    # A clean environment: run from elsewhere, with nothing of the project on the path.
+    env = {k: v for k, v in ENV.items() if k != "PYTHONPATH"}
+    done = subprocess.run([sys.executable, "-c", script], cwd=tmp_path, env=env, capture_output=True, text=True,
+                          timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+    out = dict(np.load(tmp_path / "out.npz"))
+
+    assert set(out) == {"detection_boxes", "detection_scores", "detection_classes", "num_detections"}
+    assert out["detection_boxes"].shape == (1, 100, 4)
+    assert out["detection_scores"].shape == out["detection_classes"].shape == (1, 100)
+    assert out["num_detections"].shape == (1,)
+    assert all(v.dtype == np.float32 for v in out.values())
+
+    expected = KerasDetector(model).detect(image)
+    num = int(out["num_detections"][0])
+    height, width = image.shape[:2]
+    yx = out["detection_boxes"][0, :num]
+    assert (yx >= 0).all() and (yx <= 1).all()
+    actual = Detections(yx[:, [1, 0, 3, 2]] * [width, height, width, height], out["detection_scores"][0, :num],
+                        out["detection_classes"][0, :num].astype(np.int32) - 1)  # 1-based in the export
+    _assert_same_detections(expected, actual, image.shape[:2])
+    assert (export_dir / "labels.txt").read_text().splitlines() == CLASSES
+
+
+def test_label_files(tmp_path: Path) -> None:
+    write_label_files(tmp_path, ["cat", "dog's toy"])
+    assert (tmp_path / "labels.txt").read_text() == "cat\ndog's toy\n"
+    assert (tmp_path / "label_map.pbtxt").read_text() == (
+        "item {\n  id: 1\n  name: 'cat'\n  display_name: 'cat'\n}\n"
+        "item {\n  id: 2\n  name: 'dog\\'s toy'\n  display_name: 'dog\\'s toy'\n}\n"
+    )
+
+
+def _op_names(path: Path) -> set[str]:
+    return {op["op_name"] for op in tflite_interpreter(path)._get_ops_details()}
+
+
+def test_tflite_fp32_matches_keras_and_uses_builtin_ops_only(model: keras.Model, tmp_path: Path) -> None:
+    path = export_tflite(model, tmp_path / "model.tflite", CLASSES, "fp32")
+    ops = _op_names(path)
+    assert {"CONV_2D", "TRANSPOSE_CONV", "MAX_POOL_2D", "TOPK_V2"} <= ops
+    assert not [op for op in ops if op.startswith("Flex") or op == "CUSTOM"]
+    detector = TFLiteDetector(path, num_threads=1)
+    assert detector.input_dtype == np.float32 and detector.input_size == INPUT
+    keras_detector = KerasDetector(model)
+    for seed, size in ((1, (120, 170)), (2, (64, 96)), (3, (300, 90))):
+        image = _image(seed, size)
+        _assert_same_detections(keras_detector.detect(image), detector.detect(image), size)
+    saved = SavedModelDetector(export_saved_model(model, tmp_path / "saved_model", CLASSES))
+    image = _image(4)
+    _assert_same_detections(keras_detector.detect(image), saved.detect(image), image.shape[:2])
+
+
+def test_tflite_int8_is_full_integer_with_uint8_input(model: keras.Model, tmp_path: Path) -> None:
+    calibration = [np.asarray(tf.image.resize(_image(s), INPUT)) for s in range(8)]
+    path = export_tflite(model, tmp_path / "int8.tflite", CLASSES, "int8", representative_images=calibration)
+    interpreter = tflite_interpreter(path)
+    tensors = {t["index"]: t for t in interpreter.get_tensor_details()}
+    convolutions = [op for op in interpreter._get_ops_details() if op["op_name"] in ("CONV_2D", "TRANSPOSE_CONV")]
+    assert convolutions
+    for op in convolutions:  # int8 activations and weights: no float or hybrid (dynamic-range) kernels
+        assert {tensors[i]["dtype"] for i in op["inputs"] if i >= 0} <= {np.int8, np.int32}, op
+    detector = TFLiteDetector(path, num_threads=1)
+    assert detector.input_dtype == np.uint8
+    found = detector.detect(_image())
+    assert len(found.scores) > 0 and np.isfinite(found.boxes).all()
+    with pytest.raises(ValueError, match="representative_images"):
+        export_tflite(model, tmp_path / "x.tflite", CLASSES, "int8")
+    with pytest.raises(ValueError, match="quantize"):
+        export_tflite(model, tmp_path / "x.tflite", CLASSES, "dynamic")
+
+
+def _bccd_one_image(root: Path) -> DatasetIndex:
+    test = load_voc(root, "test", class_names=CLASSES)
+    return DatasetIndex(test.examples[:1], test.class_names, test.report)
+
+
+def test_export_and_predict_clis_match_the_evaluation_path(model: keras.Model, tmp_path: Path, bccd_root: Path) -> None:
+    run = tmp_path / "run"
+    run.mkdir()
+    model.save(run / "model.keras")
+    (run / "labels.txt").write_text("\n".join(CLASSES) + "\n")
+    env = {**ENV, "PYTHONPATH": str(REPO)}
+
+    export = subprocess.run([sys.executable, str(REPO / "export.py"), "--model", str(run / "model.keras"),
+                             "--format", "saved_model"], env=env, capture_output=True, text=True, timeout=300)
+    assert export.returncode == 0, export.stderr[-3000:]
+    assert (run / "model_saved_model" / "saved_model.pb").exists()
+    refused = subprocess.run([sys.executable, str(REPO / "export.py"), "--model", str(run / "model.keras"),
+                              "--format", "tflite", "--quantize", "int8"], env=env, capture_output=True, text=True,
+                             timeout=300)
+    assert refused.returncode == 2 and "config" in refused.stderr
+
+    index = _bccd_one_image(bccd_root)
+    example = index.examples[0]
+    expected = predict_detections(model, index)  # the evaluation path: tf.data letterbox, batched decode
+    for source in (run / "model.keras", run / "model_saved_model"):
+        out = tmp_path / f"pred_{source.name}"
+        done = subprocess.run([sys.executable, str(REPO / "predict.py"), "--model", str(source), "--input",
+                               example.image_path, "--output", str(out), "--score-threshold", "0"],
+                              env=env, capture_output=True, text=True, timeout=300)
+        assert done.returncode == 0, done.stderr[-3000:]
+        rows = json.loads((out / "detections.json").read_text())["images"][Path(example.image_path).name]
+        assert len(rows) == len(expected)
+        for row, coco in zip(rows, expected):
+            x, y, w, h = coco["bbox"]
+            np.testing.assert_allclose(row["box"], [x, y, x + w, y + h], atol=0.01)
+            assert row["score"] == pytest.approx(coco["score"], abs=1e-5)
+            assert row["class_name"] == CLASSES[coco["category_id"] - 1]
+        drawn = np.asarray(Image.open(out / f"{Path(example.image_path).stem}.jpg"))
+        assert drawn.shape == (example.height, example.width, 3)
+        assert np.abs(drawn.astype(int) - np.asarray(Image.open(example.image_path)).astype(int)).max() > 100
+
+
+def test_predict_on_a_directory_skips_unreadable_files_and_on_a_video(model: keras.Model, tmp_path: Path) -> None:
+    cv2 = pytest.importorskip("cv2")
+    model.save(tmp_path / "model.keras")
+    images = tmp_path / "images"
+    images.mkdir()
+    frames = [_image(seed, (96, 128)) for seed in range(3)]
+    for i, frame in enumerate(frames):
+        Image.fromarray(frame).save(images / f"frame{i}.png")
+    (images / "broken.jpg").write_bytes(b"not a jpeg")
+    env = {**ENV, "PYTHONPATH": str(REPO)}
+    done = subprocess.run([sys.executable, str(REPO / "predict.py"), "--model", str(tmp_path / "model.keras"),
+                           "--input", str(images), "--output", str(tmp_path / "out"), "--score-threshold", "0.05"],
+                          env=env, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+    result = json.loads((tmp_path / "out" / "detections.json").read_text())
+    assert sorted(result["images"]) == ["frame0.png", "frame1.png", "frame2.png"]
+    assert result["skipped"] == [str(images / "broken.jpg")]
+    assert "Skipped 1 unreadable files of 4" in done.stderr
+    detector = KerasDetector(model)
+    expected = detector.detect(frames[0]).above(0.05)
+    assert len(result["images"]["frame0.png"]) == len(expected.scores) > 0
+
+    # A lossless video of the same frames: one JSON entry per frame, same detections as the stills.
+    video = tmp_path / "clip.avi"
+    writer = cv2.VideoWriter(str(video), cv2.VideoWriter_fourcc(*"FFV1"), 5.0, (128, 96))
+    for frame in frames:
+        writer.write(cv2.cvtColor(frame, cv2.COLOR_RGB2BGR))
+    writer.release()
+    done = subprocess.run([sys.executable, str(REPO / "predict.py"), "--model", str(tmp_path / "model.keras"),
+                           "--input", str(video), "--output", str(tmp_path / "video_out"), "--score-threshold", "0.05"],
+                          env=env, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+    result = json.loads((tmp_path / "video_out" / "detections.json").read_text())
+    assert len(result["frames"]) == 3
+    # No labels.txt beside this model: rows carry class ids only.
+    assert result["frames"][0] == json.loads(json.dumps(expected.to_list()))
+    written = cv2.VideoCapture(str(tmp_path / "video_out" / "clip.mp4"))
+    assert int(written.get(cv2.CAP_PROP_FRAME_COUNT)) == 3
+
