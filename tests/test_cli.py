@@ -92,11 +92,21 @@ def test_evaluate_script_reproduces_the_training_metrics(tiny_run, tmp_path: Pat
         assert evaluated[key] == pytest.approx(trained[key], abs=1e-9), key
 
 
-def test_export_refuses_instead_of_pretending(tmp_path: Path) -> None:
-    result = _run("export.py", "--model", "x.keras", "--format", "tflite", "--output", "out", cwd=tmp_path)
-    assert result.returncode == 2
-    assert "not implemented" in result.stderr
-    assert not any(tmp_path.iterdir())
+def test_export_int8_calibrates_on_the_runs_training_images(tiny_run, tmp_path: Path) -> None:
+    from centernet_tf.inference import TFLiteDetector
+
+    run_dir, _ = tiny_run
+    out = tmp_path / "int8" / "model.tflite"
+    result = _run("export.py", "--model", str(run_dir / "model.keras"), "--format", "tflite", "--quantize", "int8",
+                  "--calibration-images", "8", "--output", str(out), cwd=tmp_path)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "Calibrating int8 on 8 training images" in result.stderr
+    assert TFLiteDetector(out).input_dtype == np.uint8
+    assert (out.parent / "labels.txt").read_text() == (run_dir / "labels.txt").read_text()
+    assert "id: 3" in (out.parent / "label_map.pbtxt").read_text()
+
+    missing = _run("export.py", "--model", "nothing.keras", "--format", "tflite", cwd=tmp_path)
+    assert missing.returncode == 2 and "no such file" in missing.stderr
 
 
 @pytest.mark.parametrize("path", sorted((REPO / "configs").glob("*.yaml")), ids=lambda p: p.name)

@@ -1,0 +1,118 @@
+"""Exported BCCD models: parity with Keras, mAP and latency of Keras, TFLite fp32 / fp16 / int8 on BCCD ``test``.
+
+    python benchmarks/export_bccd.py --model runs/bccd_benchmark/model.keras
+
+Exports the model (SavedModel and the three TFLite variants, int8 calibrated on 100 ``trainval`` images of
+the run's config), then runs every variant image by image over the test split through
+:mod:`centernet_tf.inference` (the letterbox, the network and the decoding, no JPEG decoding) and scores it
+with pycocotools. Latency is the median seconds per image; TFLite runs with ``--threads`` threads (2 = all
+cores here) and Keras is a ``tf.function``. Parity: for every test image, the largest box difference
+(relative to the image size) and score difference between Keras and the SavedModel / TFLite-fp32 detections.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from pathlib import Path
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # before TensorFlow is imported
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+import keras  # noqa: E402
+import numpy as np  # noqa: E402
+
+from benchmarks.bccd import machine  # noqa: E402
+from centernet_tf.cli import setup_logging  # noqa: E402
+from centernet_tf.config import load_config  # noqa: E402
+from centernet_tf.data.loaders import load_split  # noqa: E402
+from centernet_tf.data.pipeline import read_image  # noqa: E402
+from centernet_tf.evaluation import evaluate_detector  # noqa: E402
+from centernet_tf.export import export_saved_model, export_tflite, model_input_size, representative_images  # noqa: E402
+from centernet_tf.inference import KerasDetector, SavedModelDetector, TFLiteDetector  # noqa: E402
+from centernet_tf.training import decoder_from_config  # noqa: E402
+
+
+def parity(reference, other, index) -> dict[str, float]:
+    """Worst differences over the split: boxes (fraction of the image size), scores; and class mismatches."""
+    worst_box, worst_score, class_mismatch, count_mismatch = 0.0, 0.0, 0, 0
+    for example in index.examples:
+        image = read_image(example.image_path).numpy()
+        a, b = reference.detect(image), other.detect(image)
+        if len(a.scores) != len(b.scores):
+            count_mismatch += 1
+            continue
+        size = max(image.shape[:2])
+        worst_box = max(worst_box, float(np.abs(a.boxes - b.boxes).max(initial=0.0)) / size)
+        worst_score = max(worst_score, float(np.abs(a.scores - b.scores).max(initial=0.0)))
+        class_mismatch += int((a.classes != b.classes).sum())
+    return {"max_box_error_of_image_size": worst_box, "max_score_error": worst_score,
+            "class_mismatches": class_mismatch, "images_with_a_different_count": count_mismatch}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--model", default=str(REPO / "runs" / "bccd_benchmark" / "model.keras"))
+    parser.add_argument("--config", help="default: config.yaml beside the model")
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--output", default=str(REPO / "benchmarks" / "results" / "export_bccd.json"))
+    args = parser.parse_args(argv)
+    setup_logging()
+
+    model_path = Path(args.model)
+    config = load_config(Path(args.config) if args.config else model_path.parent / "config.yaml")
+    train = load_split(config.data, "train")
+    test = load_split(config.data, "val", class_names=list(train.class_names))
+    model = keras.models.load_model(model_path, compile=False)
+    decoder = decoder_from_config(config)
+    names = list(train.class_names)
+    out_dir = model_path.parent / "export"
+
+    started = time.perf_counter()
+    saved_model = export_saved_model(model, out_dir / "saved_model", names, decoder)
+    calibration = representative_images(train, model_input_size(model), 100)
+    tflite = {q: export_tflite(model, out_dir / f"model_{q}.tflite", names, q, calibration if q == "int8" else None,
+                               decoder) for q in ("fp32", "fp16", "int8")}
+    export_seconds = time.perf_counter() - started
+
+    detectors = {"keras": KerasDetector(model, decoder)}
+    detectors.update({f"tflite_{q}": TFLiteDetector(path, args.threads) for q, path in tflite.items()})
+    variants = {}
+    for name, detector in detectors.items():
+        detector.detect(read_image(test.examples[0].image_path).numpy())  # trace / allocate once
+        metrics = evaluate_detector(detector, test)
+        variants[name] = {
+            "mAP50": metrics["mAP50"], "mAP": metrics["mAP"], "per_class_AP50": metrics["per_class_AP50"],
+            "median_ms_per_image": round(1000 * metrics["median_seconds_per_image"], 2),
+        }
+        if name != "keras":
+            variants[name]["file_mb"] = round(tflite[name.split("_")[1]].stat().st_size / 1e6, 2)
+        print(f"{name:12s} mAP@0.5 {metrics['mAP50']:.4f}  mAP {metrics['mAP']:.4f}  "
+              f"{variants[name]['median_ms_per_image']:.1f} ms/image")
+    keras_ms = variants["keras"]["median_ms_per_image"]
+    result = {
+        "command": " ".join(["python", "benchmarks/export_bccd.py", *(argv if argv is not None else sys.argv[1:])]),
+        "machine": machine(),
+        "model": str(model_path),
+        "input_size": list(model_input_size(model)),
+        "tflite_threads": args.threads,
+        "export_seconds": round(export_seconds, 1),
+        "variants": variants,
+        "speedup_vs_keras": {k: round(keras_ms / v["median_ms_per_image"], 2) for k, v in variants.items()},
+        "parity_vs_keras": {
+            "saved_model": parity(detectors["keras"], SavedModelDetector(saved_model), test),
+            "tflite_fp32": parity(detectors["keras"], detectors["tflite_fp32"], test),
+        },
+    }
+    Path(args.output).write_text(json.dumps(result, indent=2) + "\n")
+    print(json.dumps(result["parity_vs_keras"], indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
