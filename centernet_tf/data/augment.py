@@ -5,6 +5,13 @@ x and y would be equal). ``keras.utils.set_random_seed`` makes runs repeatable.
 
 The scale + crop is one ``tf.image.crop_and_resize`` call whose window generalises the letterbox (scale 1
 and a centred window give exactly the letterbox), so boxes follow through one affine map ``(p - origin) * k``.
+
+Why not Keras' preprocessing layers with ``bounding_box_format``: ``benchmarks/keras_preprocessing_layers.py``
+compared letterbox + ``RandomZoom`` + ``RandomTranslation`` + ``RandomFlip`` (Keras 3.15, ``"xyxy"``) with
+this crop on 1200 objects whose true boxes are read off the pixels. The Keras chain is close on the median
+(IoU 0.974 vs 0.979) but has a heavier tail (1.5% of boxes under IoU 0.9, worst 0.63, vs 0.3% and 0.88;
+5 boxes kept for objects no longer visible vs 1), resamples the image twice, and costs 11.4 ms per image in
+``tf.data`` against 3.7 ms here (2-core CPU). Flip, colour and lighting are a few ops each either way.
 """
 
 from __future__ import annotations
