@@ -28,7 +28,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--config", help="the run's config (default: config.yaml beside the model); sets the "
                         "decoder and, for int8, the training images used for calibration")
     parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
-    parser.add_argument("--calibration-images", type=int, default=100, help="int8: training images to calibrate on")
+    parser.add_argument("--calibration-images", type=int, default=300, help="int8: training images to calibrate on")
     args = parser.parse_args(argv)
     setup_logging()
     log = logging.getLogger("export")

@@ -2,7 +2,7 @@
 
     python benchmarks/export_bccd.py --model runs/bccd_benchmark/model.keras
 
-Exports the model (SavedModel and the three TFLite variants, int8 calibrated on 100 ``trainval`` images of
+Exports the model (SavedModel and the three TFLite variants, int8 calibrated on up to 300 ``trainval`` images of
 the run's config), then runs every variant image by image over the test split through
 :mod:`centernet_tf.inference` (the letterbox, the network and the decoding, no JPEG decoding) and scores it
 with pycocotools. Latency is the median seconds per image; TFLite runs with ``--threads`` threads (2 = all
@@ -75,7 +75,7 @@ def main(argv: list[str] | None = None) -> int:
 
     started = time.perf_counter()
     saved_model = export_saved_model(model, out_dir / "saved_model", names, decoder)
-    calibration = representative_images(train, model_input_size(model), 100)
+    calibration = representative_images(train, model_input_size(model), 300)
     tflite = {q: export_tflite(model, out_dir / f"model_{q}.tflite", names, q, calibration if q == "int8" else None,
                                decoder) for q in ("fp32", "fp16", "int8")}
     export_seconds = time.perf_counter() - started

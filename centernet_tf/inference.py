@@ -95,13 +95,18 @@ class SavedModelDetector:
         return _from_detection_api({k: v.numpy() for k, v in outputs.items()}, image.shape[0], image.shape[1])
 
 
-def tflite_interpreter(path: str | Path, num_threads: int | None = None) -> Any:
-    """The LiteRT interpreter (``ai-edge-litert``) when installed, else ``tf.lite.Interpreter``."""
+def tflite_interpreter(model: str | Path | bytes, num_threads: int | None = None) -> Any:
+    """The LiteRT interpreter (``ai-edge-litert``) when installed, else ``tf.lite.Interpreter``.
+
+    ``model`` is a ``.tflite`` path or the flatbuffer bytes.
+    """
     try:
         from ai_edge_litert.interpreter import Interpreter
     except ImportError:
         Interpreter = tf.lite.Interpreter
-    return Interpreter(model_path=str(path), num_threads=num_threads)
+    if isinstance(model, bytes):
+        return Interpreter(model_content=model, num_threads=num_threads)
+    return Interpreter(model_path=str(model), num_threads=num_threads)
 
 
 class TFLiteDetector:
