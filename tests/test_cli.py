@@ -101,7 +101,10 @@ def test_export_int8_calibrates_on_the_runs_training_images(tiny_run, tmp_path: 
                   "--calibration-images", "8", "--output", str(out), cwd=tmp_path)
     assert result.returncode == 0, result.stderr[-3000:]
     assert "Calibrating int8 on 8 training images" in result.stderr
-    assert TFLiteDetector(out).input_dtype == np.uint8
+    detector = TFLiteDetector(out)
+    tensors = {t["index"]: t["dtype"] for t in detector.interpreter.get_tensor_details()}
+    convs = [op for op in detector.interpreter._get_ops_details() if op["op_name"] == "CONV_2D"]
+    assert sum(tensors[op["inputs"][0]] == np.int8 for op in convs) >= len(convs) - 3  # heads' outputs stay float
     assert (out.parent / "labels.txt").read_text() == (run_dir / "labels.txt").read_text()
     assert "id: 3" in (out.parent / "label_map.pbtxt").read_text()
 
