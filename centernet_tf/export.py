@@ -203,7 +203,57 @@ def _selectively_quantized(
             denylisted_ops=["LOGISTIC", "SELECT_V2", "TOPK_V2"], denylisted_nodes=keep_float
         ),
     )
-    return debugger.get_nondebug_quantized_model()
+    return _without_float_round_trips(debugger.get_nondebug_quantized_model())
+
+
+def _without_float_round_trips(flatbuffer: bytes) -> bytes:
+    """Remove ``QUANTIZE -> DEQUANTIZE`` pairs that take a float tensor to int8 and straight back to float.
+
+    The quantiser gives a sigmoid's output a fixed int8 range even when the sigmoid and every consumer stay
+    float, so it inserts such a pair after the heatmap: scores land on a 1/256 grid, neighbouring cells of a
+    peak tie and pass the 3x3 max-pool test together (duplicate detections), and ties blur the ranking that
+    mAP is computed from. The pair computes nothing else, so its consumers read the float tensor instead.
+    """
+    from tensorflow.lite.python import schema_py_generated as schema
+    from tensorflow.lite.tools import flatbuffer_utils
+
+    model = flatbuffer_utils.convert_bytearray_to_object(bytearray(flatbuffer))
+    float32 = schema.TensorType.FLOAT32
+
+    def code(op: Any) -> int:
+        opcode = model.operatorCodes[op.opcodeIndex]
+        return max(opcode.builtinCode, opcode.deprecatedBuiltinCode)
+
+    for graph in model.subgraphs:
+        producer = {int(out): op for op in graph.operators for out in op.outputs}
+        replaced: dict[int, int] = {}
+        dropped: set[int] = set()
+        for op in graph.operators:
+            if code(op) != schema.BuiltinOperator.DEQUANTIZE:
+                continue
+            quantize = producer.get(int(op.inputs[0]))
+            if quantize is None or code(quantize) != schema.BuiltinOperator.QUANTIZE:
+                continue
+            source, target = int(quantize.inputs[0]), int(op.outputs[0])
+            if graph.tensors[source].type == float32 and graph.tensors[target].type == float32:
+                replaced[target] = source
+                dropped.add(id(op))
+        if not replaced:
+            continue
+        for op in graph.operators:
+            op.inputs = [replaced.get(int(i), int(i)) for i in op.inputs]
+        graph.outputs = [replaced.get(int(i), int(i)) for i in graph.outputs]
+        graph.operators = [op for op in graph.operators if id(op) not in dropped]
+        used = {int(i) for op in graph.operators for i in op.inputs} | {int(i) for i in graph.outputs}
+        graph.operators = [
+            op for op in graph.operators
+            if code(op) != schema.BuiltinOperator.QUANTIZE or any(int(o) in used for o in op.outputs)
+        ]
+        for signature in model.signatureDefs or []:
+            for tensor_map in signature.outputs or []:
+                tensor_map.tensorIndex = replaced.get(int(tensor_map.tensorIndex), int(tensor_map.tensorIndex))
+        logger.debug("Removed %d float -> int8 -> float round trips", len(replaced))
+    return flatbuffer_utils.convert_object_to_bytearray(model)
 
 
 def representative_images(index: Any, input_size: tuple[int, int], count: int = 300) -> list[np.ndarray]:

@@ -113,6 +113,12 @@ def test_tflite_fp32_matches_keras_and_uses_builtin_ops_only(model: keras.Model,
     for seed, size in ((1, (120, 170)), (2, (64, 96)), (3, (300, 90))):
         image = _image(seed, size)
         _assert_same_detections(keras_detector.detect(image), detector.detect(image), size)
+    # Without OpenCV the detector letterboxes with TensorFlow: the same detections.
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setitem(sys.modules, "cv2", None)  # import cv2 -> ImportError
+        without_opencv = TFLiteDetector(path, num_threads=1)
+    image = _image(1, (120, 170))
+    _assert_same_detections(keras_detector.detect(image), without_opencv.detect(image), image.shape[:2])
     saved = SavedModelDetector(export_saved_model(model, tmp_path / "saved_model", CLASSES))
     image = _image(4)
     _assert_same_detections(keras_detector.detect(image), saved.detect(image), image.shape[:2])
@@ -145,6 +151,12 @@ def test_tflite_int8_runs_the_network_in_int8_and_decodes_in_float(model: keras.
     image = _image()
     found, reference = detector.detect(image), KerasDetector(model).detect(image)
     assert len(found.scores) > 0 and np.isfinite(found.boxes).all()
+    # The sigmoid's scores reach the peak test and top-K in float, not through an int8 round trip, which would
+    # put them on a 1/256 grid (ties between a peak and its neighbours: duplicate detections).
+    producers = {int(op["outputs"][0]): op["op_name"] for op in ops}
+    peak_pool = next(op for op in ops if op["op_name"] == "MAX_POOL_2D" and tensors[op["inputs"][0]]["dtype"] == np.float32)
+    assert producers[int(peak_pool["inputs"][0])] == "LOGISTIC"
+    assert np.abs(found.scores * 256 - np.round(found.scores * 256)).max() > 1e-3
     # Quantised, not identical; but the strongest detection is still found, close to where Keras puts it.
     match = np.abs(found.boxes - reference.boxes[0]).max(axis=1).argmin()
     assert found.classes[match] == reference.classes[0]
