@@ -119,3 +119,18 @@ def test_keras_file_round_trip_gives_identical_outputs(tmp_path: Path) -> None:
     for key in before:
         np.testing.assert_array_equal(before[key], after[key])
     assert isinstance(restored.get_layer("normalize"), centernet_tf.ImageNormalization)
+
+
+@pytest.mark.parametrize("bgr", [False, True])
+def test_image_normalization_is_per_channel_for_static_and_dynamic_sizes(bgr: bool) -> None:
+    """The row-wise form used for static sizes is the textbook per-channel ``(x - mean) / std``."""
+    mean, std = (123.675, 116.28, 103.53), (58.395, 57.12, 57.375)
+    pixels = np.random.default_rng(0).integers(0, 256, (2, 4, 6, 3)).astype(np.float32)
+    expected = ((pixels[..., ::-1] if bgr else pixels) - np.array(mean[::-1] if bgr else mean, np.float32)) / np.array(
+        std[::-1] if bgr else std, np.float32
+    )
+    layer = centernet_tf.ImageNormalization(mean, std, bgr)
+    for shape in [(4, 6, 3), (None, None, 3)]:
+        inputs = keras.Input(shape)
+        out = keras.Model(inputs, layer(inputs)).predict(pixels, verbose=0)
+        np.testing.assert_allclose(out, expected, rtol=1e-6, atol=1e-6)
