@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 import tensorflow as tf
 
-from centernet_tf.data.letterbox import letterbox_image
+from centernet_tf.data.letterbox import letterbox_array, letterbox_image
 from centernet_tf.decode import CenterNetDecoder
 
 
@@ -110,7 +110,11 @@ def tflite_interpreter(model: str | Path | bytes, num_threads: int | None = None
 
 
 class TFLiteDetector:
-    """A ``.tflite`` file from :func:`centernet_tf.export.export_tflite`: letterbox here, the rest inside."""
+    """A ``.tflite`` file from :func:`centernet_tf.export.export_tflite`: letterbox here, the rest inside.
+
+    The letterbox uses OpenCV when it is installed (:func:`letterbox_array`, no TensorFlow op per image),
+    else a compiled TensorFlow function.
+    """
 
     def __init__(self, path: str | Path, num_threads: int | None = None) -> None:
         self.interpreter = tflite_interpreter(path, num_threads)
@@ -118,21 +122,27 @@ class TFLiteDetector:
         (name, detail), = self.runner.get_input_details().items()
         self.input_name, self.input_dtype = name, detail["dtype"]
         self.input_size = (int(detail["shape"][1]), int(detail["shape"][2]))
-        # One compiled graph for any image size (eager ops cost ~7 ms per image here).
-        self._letterbox = tf.function(
-            lambda image: letterbox_image(image, self.input_size),
-            input_signature=[tf.TensorSpec([None, None, 3], tf.uint8)],
-        )
+        try:
+            import cv2  # noqa: F401
+
+            self._letterbox = lambda image: letterbox_array(image, self.input_size)
+        except ImportError:
+            # One compiled graph for any image size (eager ops cost ~7 ms per image).
+            compiled = tf.function(
+                lambda image: letterbox_image(image, self.input_size),
+                input_signature=[tf.TensorSpec([None, None, 3], tf.uint8)],
+            )
+            self._letterbox = lambda image: tuple(t.numpy() for t in compiled(tf.convert_to_tensor(image, tf.uint8)))
 
     def detect(self, image: np.ndarray) -> Detections:
-        letterboxed, letterbox = self._letterbox(tf.convert_to_tensor(image, tf.uint8))
-        pixels = letterboxed.numpy()[None]
+        letterboxed, letterbox = self._letterbox(image)
+        pixels = letterboxed[None]
         if self.input_dtype == np.uint8:
             pixels = np.clip(np.round(pixels), 0, 255)
-        outputs = self.runner(**{self.input_name: pixels.astype(self.input_dtype)})
+        outputs = self.runner(**{self.input_name: pixels.astype(self.input_dtype, copy=False)})
         found = _from_detection_api(outputs, *self.input_size)
         # undo_letterbox in numpy: an eager TensorFlow call here cost milliseconds per image.
-        scale, pad_x, pad_y = letterbox.numpy()
+        scale, pad_x, pad_y = letterbox
         boxes = (found.boxes - np.array([pad_x, pad_y, pad_x, pad_y], np.float32)) / scale
         height, width = image.shape[:2]
         boxes = np.clip(boxes, 0.0, np.array([width, height, width, height], np.float32))

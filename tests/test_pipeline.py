@@ -9,7 +9,7 @@ import pytest
 import tensorflow as tf
 from PIL import Image
 
-from centernet_tf.data.letterbox import letterbox_boxes, letterbox_image
+from centernet_tf.data.letterbox import letterbox_array, letterbox_boxes, letterbox_geometry, letterbox_image
 from centernet_tf.data.pipeline import build_eval_dataset, build_train_dataset, random_horizontal_flip, read_image
 from centernet_tf.data.sources import DatasetIndex, Example, SkipReport
 from centernet_tf.decode import undo_letterbox
@@ -33,6 +33,20 @@ def test_letterbox_round_trip_is_identity(image_hw, input_hw) -> None:
     boxes = np.array([[3, 4, 50, 40], [0, 0, image_hw[1], image_hw[0]]], np.float32)
     back = undo_letterbox(letterbox_boxes(boxes, letterbox)[None], letterbox[None], np.array([image_hw]))
     np.testing.assert_allclose(back[0].numpy(), boxes, atol=1e-3)
+
+
+@pytest.mark.parametrize("image_hw", [(480, 640), (120, 170), (1080, 1920), (300, 300), (50, 1000), (33, 47), (288, 384)])
+def test_opencv_letterbox_matches_the_tensorflow_one(image_hw) -> None:
+    """The TFLite detector's letterbox: the same scale and padding, pixels within 0.02 of 255."""
+    pytest.importorskip("cv2")
+    image = np.random.default_rng(sum(image_hw)).integers(0, 256, (*image_hw, 3), dtype=np.uint8)
+    expected, expected_letterbox = letterbox_image(image, (288, 384))
+    actual, actual_letterbox = letterbox_array(image, (288, 384))
+    np.testing.assert_array_equal(actual_letterbox, expected_letterbox.numpy())
+    assert actual.shape == (288, 384, 3) and actual.dtype == np.float32
+    np.testing.assert_allclose(actual, expected.numpy(), atol=0.02)
+    scale, pad_x, pad_y = expected_letterbox.numpy()
+    assert letterbox_geometry(*image_hw, (288, 384))[0] == scale and (actual[: int(pad_y)] == 0).all()
 
 
 def test_flip_mirrors_boxes_and_twice_is_identity() -> None:
