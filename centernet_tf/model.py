@@ -52,8 +52,8 @@ class ImageNormalization(layers.Layer):
         if height is None or width is None or channels is None:
             return (x - ops.convert_to_tensor(mean, x.dtype)) / ops.convert_to_tensor(std, x.dtype)
         # The same arithmetic on rows of width * channels values. Broadcasting a 3-vector over the last axis is
-        # a slow path in TFLite (XNNPACK): measured 1.0 ms of a 4.9 ms int8 network at 288x384 on 2 cores,
-        # against ~0.03 ms for the row-wise form (benchmarks/tflite_profile.py).
+        # a slow path in TFLite (XNNPACK): the int8 network at 288x384 on 2 cores took 4.87 ms with it, 3.92 ms
+        # in this row-wise form and 3.89 ms with no normalisation at all.
         rows = ops.reshape(x, (-1, height, width * channels))
         rows = (rows - ops.convert_to_tensor(mean * width, x.dtype)) / ops.convert_to_tensor(std * width, x.dtype)
         return ops.reshape(rows, (-1, height, width, channels))
