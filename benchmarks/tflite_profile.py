@@ -34,7 +34,13 @@ import tensorflow as tf  # noqa: E402
 from benchmarks.bccd import machine  # noqa: E402
 from centernet_tf.config import load_config  # noqa: E402
 from centernet_tf.data.loaders import load_split  # noqa: E402
-from centernet_tf.export import export_tflite, model_input_size, representative_images  # noqa: E402
+from centernet_tf.export import (  # noqa: E402
+    SIGNATURE,
+    export_archive,
+    export_tflite,
+    model_input_size,
+    representative_images,
+)
 from centernet_tf.inference import TFLiteDetector, tflite_interpreter  # noqa: E402
 from centernet_tf.training import decoder_from_config, model_from_config  # noqa: E402
 
@@ -52,13 +58,10 @@ def prefixes(model: keras.Model) -> dict[str, keras.Model]:
 def convert(model: keras.Model, quantize: str, calibration: list[np.ndarray]) -> bytes:
     """A prefix as TFLite: float, or integer end to end with float input/output (built-in int8 ops only)."""
     height, width = model_input_size(model)
+    spec = tf.TensorSpec([1, height, width, 3], tf.float32)
     with tempfile.TemporaryDirectory() as tmp:
-        archive = keras.export.ExportArchive()
-        archive.track(model)
-        archive.add_endpoint("serve", lambda image: model(image, training=False),
-                             input_signature=[tf.TensorSpec([1, height, width, 3], tf.float32)])
-        archive.write_out(tmp, verbose=False)
-        converter = tf.lite.TFLiteConverter.from_saved_model(tmp)
+        export_archive(model, lambda image: model(image, training=False), spec).write_out(tmp, verbose=False)
+        converter = tf.lite.TFLiteConverter.from_saved_model(tmp, signature_keys=[SIGNATURE])
         if quantize == "int8":
             converter.optimizations = [tf.lite.Optimize.DEFAULT]
             converter.representative_dataset = lambda: ([image[None]] for image in calibration)

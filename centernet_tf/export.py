@@ -96,7 +96,8 @@ def write_label_files(output_dir: str | Path, class_names: Iterable[str]) -> Non
     (output_dir / "label_map.pbtxt").write_text(items)
 
 
-def _archive(model: keras.Model, fn: Callable, spec: tf.TensorSpec) -> keras.export.ExportArchive:
+def export_archive(model: keras.Model, fn: Callable, spec: tf.TensorSpec) -> keras.export.ExportArchive:
+    """``fn`` over ``model`` as the ``serving_default`` endpoint of a SavedModel archive (the TFLite source too)."""
     archive = keras.export.ExportArchive()
     archive.track(model)
     archive.add_endpoint(name=SIGNATURE, fn=fn, input_signature=[spec])
@@ -110,7 +111,7 @@ def export_saved_model(
     output_dir = Path(output_dir)
     decoder = decoder or CenterNetDecoder()
     spec = tf.TensorSpec([1, None, None, 3], tf.uint8, name="input_tensor")
-    _archive(model, any_size_detection_fn(model, decoder), spec).write_out(str(output_dir), verbose=False)
+    export_archive(model, any_size_detection_fn(model, decoder), spec).write_out(str(output_dir), verbose=False)
     write_label_files(output_dir, class_names)
     logger.info("Wrote SavedModel %s", output_dir)
     return output_dir
@@ -146,7 +147,7 @@ def export_tflite(
     height, width = model_input_size(model)
     spec = tf.TensorSpec([1, height, width, 3], tf.float32, name="image")
     with tempfile.TemporaryDirectory() as tmp:
-        _archive(model, fixed_size_detection_fn(model, decoder), spec).write_out(tmp, verbose=False)
+        export_archive(model, fixed_size_detection_fn(model, decoder), spec).write_out(tmp, verbose=False)
 
         def converter() -> tf.lite.TFLiteConverter:
             conv = tf.lite.TFLiteConverter.from_saved_model(tmp, signature_keys=[SIGNATURE])
