@@ -18,3 +18,13 @@ def bccd_root() -> Path:
     if not (root / "Annotations").is_dir():
         pytest.skip(f"BCCD dataset not found at {root} (set CENTERNET_BCCD_DIR to run this test)")
     return root
+
+
+@pytest.fixture
+def aquarium_root() -> Path:
+    """The Aquarium YOLO dataset (``../shared/data/aquarium`` or ``$CENTERNET_AQUARIUM_DIR``); skips when absent."""
+    base = os.environ.get("CENTERNET_AQUARIUM_DIR")
+    root = Path(base) if base else Path(__file__).resolve().parents[2] / "shared" / "data" / "aquarium"
+    if not (root / "train" / "images").is_dir():
+        pytest.skip(f"Aquarium dataset not found at {root} (set CENTERNET_AQUARIUM_DIR to run this test)")
+    return root

@@ -1,4 +1,4 @@
-"""Annotation sources (COCO json, Pascal VOC xml) turned into a validated in-memory index.
+"""Annotation sources (COCO json, Pascal VOC xml, YOLO txt) turned into a validated in-memory index.
 
 Everything that can go wrong with real data (missing or corrupt images, malformed
 annotations, degenerate or out-of-image boxes, unknown classes) is decided here, once,
@@ -22,12 +22,18 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
+import yaml
 from PIL import Image
 
 logger = logging.getLogger(__name__)
 
 # Reasons that describe a repair (the data is kept) rather than a loss.
 REPAIR_REASONS = frozenset({"clipped box", "size mismatch"})
+# Reasons for an image kept as a background image (no objects) although its annotation was absent: not a
+# loss, but worth a warning, since a whole folder of forgotten labels would otherwise train as "no objects".
+BACKGROUND_REASONS = frozenset({"image without label file"})
+# Image files a directory-based source (YOLO, VOC fallback) picks up, compared case-insensitively.
+IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp")
 _MAX_DETAILS = 3
 
 
@@ -76,8 +82,8 @@ class SkipReport:
 
     @property
     def num_skipped(self) -> int:
-        """Total skipped items (images or boxes), not counting repairs."""
-        return sum(n for r, n in self._counts.items() if r not in REPAIR_REASONS)
+        """Total skipped items (images or boxes), not counting repairs or images kept as background."""
+        return sum(n for r, n in self._counts.items() if r not in REPAIR_REASONS | BACKGROUND_REASONS)
 
     def top_reasons(self, k: int = 3) -> list[str]:
         """The ``k`` most frequent reasons formatted as "N reason (examples)"."""
@@ -97,19 +103,24 @@ class SkipReport:
         name = self.name if name is None else name
         head = f"{name}: " if name else ""
         line = f"{head}{self.images_kept} images kept ({self.boxes_kept} boxes)"
-        skipped = [self._describe(r, n) for r, n in self._counts.items() if r not in REPAIR_REASONS]
+        other = REPAIR_REASONS | BACKGROUND_REASONS
+        skipped = [self._describe(r, n) for r, n in self._counts.items() if r not in other]
         repaired = [self._describe(r, n) for r, n in self._counts.items() if r in REPAIR_REASONS]
-        if not skipped and not repaired:
+        background = [self._describe(r, n) for r, n in self._counts.items() if r in BACKGROUND_REASONS]
+        if not skipped and not repaired and not background:
             return line + "; no problems found"
         if skipped:
             line += "; skipped " + ", ".join(skipped)
         if repaired:
             line += "; repaired " + ", ".join(repaired)
+        if background:
+            line += "; kept as background " + ", ".join(background)
         return line
 
     def log(self, log: logging.Logger, name: str) -> None:
-        """Log the summary once: WARNING when data was lost, INFO otherwise."""
-        level = logging.WARNING if self.num_skipped else logging.INFO
+        """Log the summary once: WARNING when data was lost or labels looked missing, INFO otherwise."""
+        noted = any(r in BACKGROUND_REASONS for r in self._counts)
+        level = logging.WARNING if self.num_skipped or noted else logging.INFO
         log.log(level, "%s", self.summary(name))
 
 
@@ -141,6 +152,10 @@ class _RawObject:
 
     label: str
     coords: tuple[float, float, float, float] | None  # x1, y1, x2, y2; None if malformed
+    #: Coordinates are fractions of the image size (YOLO); scaled once the real size is known.
+    normalized: bool = False
+    #: Where the object was written (e.g. "x.txt:3"), reported instead of the image's detail.
+    detail: str = ""
 
 
 @dataclass
@@ -174,7 +189,10 @@ class _Collector:
         boxes: list[tuple[float, float, float, float]] = []
         class_ids: list[int] = []
         for obj in objects:
-            kept = _validate_box(obj, width, height, self.class_to_id, self.report, detail)
+            if obj.normalized and obj.coords is not None:
+                x1, y1, x2, y2 = obj.coords
+                obj = _RawObject(obj.label, (x1 * width, y1 * height, x2 * width, y2 * height), False, obj.detail)
+            kept = _validate_box(obj, width, height, self.class_to_id, self.report, obj.detail or detail)
             if kept is not None:
                 boxes.append(kept[0])
                 class_ids.append(kept[1])
@@ -275,7 +293,9 @@ def _validate_box(
 def _plural(reason: str, count: int) -> str:
     if count == 1:
         return reason
-    for noun in ("box", "image", "annotation", "mismatch"):
+    if reason.startswith("image "):  # "image without label file" -> "images without label file"
+        return "images " + reason[len("image ") :]
+    for noun in ("box", "image", "annotation", "mismatch", "line", "file"):
         if reason.endswith(noun):
             return reason + ("es" if noun in ("box", "mismatch") else "s")
     return reason
@@ -383,6 +403,8 @@ def load_voc(
     class_names: Sequence[str] | None = None,
     name: str = "",
     *,
+    annotations_dir: str = "Annotations",
+    images_dir: str = "JPEGImages",
     check_pixels: bool = True,
 ) -> DatasetIndex:
     """Load a Pascal VOC style directory (Annotations/, JPEGImages/, ImageSets/Main/).
@@ -391,13 +413,23 @@ def load_voc(
     position in the split, so they stay stable even when some images are skipped.
     Box coordinates are taken as written (no 1-based pixel shift), so a box touching the
     right border ends at exactly ``width``.
+
+    Exports other than the VOC devkit differ only in folder names, so both are options:
+    the same folder for both (``""`` is ``root``) reads xml files beside their images, and
+    a ``{split}`` in either name makes the split pick the folder (e.g. Roboflow's
+    ``train/``, ``valid/``), with every xml file in it and no split file. An image is
+    looked up by the xml's ``<filename>``, then by the xml's stem with an image suffix.
     """
     root = Path(root)
     name = name or f"{root.name} {split or 'all'}"
-    ann_dir = root / "Annotations"
+    per_split_folder = "{split}" in annotations_dir or "{split}" in images_dir
+    if per_split_folder and split is None:
+        raise ValueError(f"{name}: the VOC folder names contain {{split}}, so a split name is needed")
+    ann_dir = root / annotations_dir.replace("{split}", split or "")
+    img_dir = root / images_dir.replace("{split}", split or "")
     if not ann_dir.is_dir():
-        raise FileNotFoundError(f"{name}: no Annotations/ directory in VOC root {root}")
-    if split is None:
+        raise FileNotFoundError(f"{name}: no {annotations_dir or '.'}/ directory in VOC root {root} ({ann_dir})")
+    if split is None or per_split_folder:
         stems = sorted(p.stem for p in ann_dir.glob("*.xml"))
         source = str(ann_dir)
     else:
@@ -433,14 +465,23 @@ def load_voc(
         if tree is None:
             col.report.add("bad annotation", detail)
             continue
-        file_name = (tree.findtext("filename") or "").strip()
-        image_path = root / "JPEGImages" / file_name if file_name else None
-        if image_path is None or not image_path.is_file():
-            image_path = root / "JPEGImages" / f"{stem}.jpg"
+        image_path = _voc_image_path(img_dir, stem, (tree.findtext("filename") or "").strip())
         objects = [_voc_object(obj) for obj in tree.iter("object")]
         annotated = (_to_int(tree.findtext("size/width")), _to_int(tree.findtext("size/height")))
         col.add_image(image_path, position, objects, detail, annotated)
     return col.finish(class_names)
+
+
+def _voc_image_path(img_dir: Path, stem: str, file_name: str) -> Path:
+    """The xml's ``<filename>`` if that file exists, else ``<stem>`` with the first image
+    suffix found (``.jpg`` first); ``<stem>.jpg`` (then reported missing) when none is."""
+    candidates = [img_dir / file_name] if file_name else []
+    candidates += [img_dir / f"{stem}{suffix}" for suffix in IMAGE_SUFFIXES]
+    candidates += [img_dir / f"{stem}{suffix.upper()}" for suffix in IMAGE_SUFFIXES]
+    for path in candidates:
+        if path.is_file():
+            return path
+    return img_dir / f"{stem}.jpg"
 
 
 def _parse_xml(path: Path) -> ET.Element | None:
@@ -469,3 +510,241 @@ def _to_int(text: str | None) -> int | None:
 def _check_unique(class_names: Sequence[str], name: str) -> None:
     if len(set(class_names)) != len(class_names):
         raise ValueError(f"{name}: duplicate class names in {list(class_names)}")
+
+
+# --------------------------------------------------------------------------------------
+# YOLO txt (Ultralytics / Roboflow)
+# --------------------------------------------------------------------------------------
+
+
+def load_yolo(
+    root: str | Path | None,
+    split: str,
+    class_names: Sequence[str] | None = None,
+    name: str = "",
+    *,
+    dataset_yaml: str | Path | None = None,
+    check_pixels: bool = True,
+) -> DatasetIndex:
+    """Load one split of a YOLO txt dataset (one ``class xc yc w h`` line per object, normalised 0-1).
+
+    ``split`` is a key of the dataset YAML (``train``/``val``/``test``) when the YAML names
+    existing image folders for it, otherwise a folder under ``root``: the Roboflow layout
+    ``root/<split>/images`` or the Ultralytics layout ``root/images/<split>``. Each image's
+    label file follows the Ultralytics rule (:func:`yolo_label_path`). Class names come from
+    ``class_names`` or else the YAML's ``names:`` (``dataset_yaml``, or ``root/data.yaml``
+    when present). Polygon lines (YOLO segmentation) become the polygon's bounding box.
+
+    As in Ultralytics, an image without a label file is kept as a background image, but
+    counted; an empty label file is a deliberate background image. Image ids are the
+    1-based position in sorted path order, so they stay stable when some are skipped.
+    """
+    spec = _read_dataset_yaml(Path(dataset_yaml)) if dataset_yaml else None
+    if root:
+        root = Path(root)
+    elif spec is not None:
+        root = spec.base if spec.base.is_dir() else spec.file.parent
+    else:
+        raise ValueError("load_yolo needs root (the dataset folder) or dataset_yaml")
+    name = name or f"{root.name} {split}"
+    if not root.is_dir():
+        raise FileNotFoundError(f"{name}: YOLO dataset folder not found: {root}")
+    if spec is None and (root / "data.yaml").is_file():
+        spec = _read_dataset_yaml(root / "data.yaml")
+    class_names = _yolo_class_names(class_names, spec, name, root)
+    _check_unique(class_names, name)
+
+    image_dirs = _yolo_split_dirs(root, split, spec, name)
+    source = ", ".join(str(d) for d in image_dirs)
+    images = sorted((p for d in image_dirs for p in _image_files(d)), key=str)
+    if not images:
+        raise ValueError(f"{name}: no images ({', '.join(IMAGE_SUFFIXES)}) in {source}")
+    if not any(yolo_label_path(p).is_file() for p in images):
+        raise ValueError(
+            f"{name}: no label file for any of the {len(images)} images in {source}; expected e.g. "
+            f"{yolo_label_path(images[0])} for {images[0]} (labels/ beside images/, one .txt per image)"
+        )
+
+    col = _Collector(name, source, {n: i for i, n in enumerate(class_names)}, check_pixels)
+    for position, image_path in enumerate(images, start=1):
+        col.listed += 1
+        detail = image_path.name
+        label_path = yolo_label_path(image_path)
+        if label_path.is_file():
+            objects = _read_yolo_labels(label_path, class_names, col.report)
+            if objects is not None:
+                col.add_image(image_path, position, objects, detail)
+            continue
+        kept_before = len(col.examples)
+        col.add_image(image_path, position, [], detail)
+        if len(col.examples) > kept_before:
+            col.report.add("image without label file", detail)
+    return col.finish(class_names)
+
+
+def _image_files(folder: Path) -> list[Path]:
+    """Image files under ``folder``, recursively; hidden files and folders (macOS ``._x.jpg``,
+    ``.ipynb_checkpoints``) are not data, and Ultralytics' glob skips them too."""
+    return [
+        p
+        for p in folder.rglob("*")
+        if p.suffix.lower() in IMAGE_SUFFIXES
+        and not any(part.startswith(".") for part in p.relative_to(folder).parts)
+        and p.is_file()
+    ]
+
+
+def yolo_label_path(image_path: str | Path) -> Path:
+    """The Ultralytics rule: the last ``images`` folder of the path becomes ``labels`` and the
+    suffix ``.txt``; with no ``images`` folder the label file sits beside the image."""
+    image_path = Path(image_path)
+    parts = list(image_path.parent.parts)
+    for i in range(len(parts) - 1, -1, -1):
+        if parts[i] == "images":
+            parts[i] = "labels"
+            break
+    return Path(*parts) / f"{image_path.stem}.txt"
+
+
+@dataclass(frozen=True)
+class _DatasetYaml:
+    """What a YOLO dataset YAML says: class names and per-split image folders."""
+
+    file: Path
+    base: Path  # the YAML's ``path`` (relative to the YAML's folder), or the YAML's folder
+    names: list[str] | None
+    splits: dict[str, list[str]]
+
+
+def _read_dataset_yaml(path: Path) -> _DatasetYaml:
+    """Parse an Ultralytics ``data.yaml``; any structural problem is an error naming the file."""
+    if not path.is_file():
+        raise FileNotFoundError(f"YOLO dataset YAML not found: {path}")
+    try:
+        values = yaml.safe_load(path.read_text(encoding="utf-8-sig"))
+    except (OSError, UnicodeDecodeError, yaml.YAMLError) as err:
+        raise ValueError(f"cannot read YOLO dataset YAML {path}: {err}") from err
+    if not isinstance(values, dict):
+        raise ValueError(f"{path}: a YOLO dataset YAML must be a mapping (names:, train:, val:, ...)")
+    base = path.parent
+    if values.get("path"):
+        base = path.parent / str(values["path"])  # an absolute path replaces the folder
+    names = _yaml_names(values.get("names"), path)
+    count = values.get("nc")
+    if names is not None and count is not None and count != len(names):
+        raise ValueError(f"{path}: nc: {count} but names: lists {len(names)} classes")
+    splits: dict[str, list[str]] = {}
+    for key in ("train", "val", "test"):
+        entry = values.get(key)
+        if entry is None or entry == "":
+            continue
+        entries = entry if isinstance(entry, list) else [entry]
+        if not all(isinstance(e, str) and e for e in entries):
+            raise ValueError(f"{path}: {key}: must be a folder or a list of folders, got {entry!r}")
+        splits[key] = entries
+    return _DatasetYaml(path, base, names, splits)
+
+
+def _yaml_names(names: object, path: Path) -> list[str] | None:
+    """``names:`` as a list, or as an ``{id: name}`` mapping with ids 0..n-1."""
+    if names is None:
+        return None
+    if isinstance(names, list):
+        return [str(n).strip() for n in names]
+    if isinstance(names, dict):
+        try:
+            by_id = {int(k): str(v).strip() for k, v in names.items()}
+        except (TypeError, ValueError):
+            by_id = {}
+        if by_id and sorted(by_id) == list(range(len(by_id))):
+            return [by_id[i] for i in range(len(by_id))]
+    raise ValueError(f"{path}: names: must be a list or a mapping {{0: name, 1: name, ...}}, got {names!r}")
+
+
+def _yolo_class_names(
+    class_names: Sequence[str] | None, spec: _DatasetYaml | None, name: str, root: Path
+) -> list[str]:
+    """Explicit names win (with a warning if the YAML disagrees); YOLO files only hold ids."""
+    yaml_names = spec.names if spec is not None else None
+    if class_names is not None:
+        class_names = [str(n).strip() for n in class_names]
+        if yaml_names is not None and yaml_names != class_names:
+            logger.warning(
+                "%s: class names %s differ from %s in %s; using the given ones (ids follow their order)",
+                name, class_names, yaml_names, spec.file if spec else "",
+            )
+        return class_names
+    if yaml_names is not None:
+        return yaml_names
+    raise ValueError(
+        f"{name}: YOLO label files hold class ids only, so the class names are needed: set "
+        f"data.class_names (in id order) or data.dataset_yaml (a data.yaml with names:), "
+        f"or put a data.yaml with names: in {root}"
+    )
+
+
+def _yolo_split_dirs(root: Path, split: str, spec: _DatasetYaml | None, name: str) -> list[Path]:
+    """Image folders of ``split``: the YAML's entry when its folders exist, else the layouts under root."""
+    if spec is not None and split in spec.splits:
+        dirs = []
+        for entry in spec.splits[split]:
+            path = spec.base / entry
+            if not path.exists() and entry.startswith("../"):  # Roboflow's data.yaml, as Ultralytics reads it
+                path = spec.base / entry[3:]
+            dirs.append(path)
+        files = [d for d in dirs if d.is_file()]
+        if files:
+            raise ValueError(f"{name}: {spec.file} lists images in {files[0]}; only image folders are supported")
+        if all(d.is_dir() for d in dirs):
+            return dirs
+        logger.warning(
+            "%s: %s's %s: %s not found; looking for a %r folder under %s instead",
+            name, spec.file.name, split, [str(d) for d in dirs if not d.is_dir()], split, root,
+        )
+    candidates = [root / split / "images", root / "images" / split, root / split]
+    for path in candidates:
+        if path.is_dir():
+            return [path]
+    found = sorted(p.name for p in root.iterdir() if p.is_dir() and p.name not in ("images", "labels"))
+    if (root / "images").is_dir():
+        found += sorted(f"images/{p.name}" for p in (root / "images").iterdir() if p.is_dir())
+    raise FileNotFoundError(
+        f"{name}: no image folder for split {split!r}; tried {', '.join(str(c) for c in candidates)}. "
+        f"Folders in {root}: {found}"
+    )
+
+
+def _read_yolo_labels(label_path: Path, class_names: Sequence[str], report: SkipReport) -> list[_RawObject] | None:
+    """Objects of one label file (None, counted, when the file cannot be read); bad lines are counted."""
+    try:
+        text = label_path.read_text(encoding="utf-8-sig")
+    except (OSError, UnicodeDecodeError):
+        report.add("bad annotation", label_path.name)
+        return None
+    objects = []
+    for number, line in enumerate(text.splitlines(), start=1):
+        fields = line.split()
+        if not fields:
+            continue
+        detail = f"{label_path.name}:{number}"
+        values = [_parse_number(f) for f in fields]
+        class_id = values[0]
+        shape_ok = len(fields) == 5 or (len(fields) >= 7 and len(fields) % 2 == 1)
+        if not shape_ok or any(v is None for v in values) or not float(class_id).is_integer():
+            report.add("malformed label line", detail)
+            continue
+        class_id = int(class_id)
+        label = class_names[class_id] if 0 <= class_id < len(class_names) else f"class id {class_id}"
+        objects.append(_RawObject(label, _yolo_coords(values[1:]), normalized=True, detail=detail))
+    return objects
+
+
+def _yolo_coords(values: Sequence[float]) -> tuple[float, float, float, float]:
+    """``xc yc w h`` (or polygon ``x y x y ...``) -> normalised ``x1, y1, x2, y2``; NaN when not finite."""
+    if not all(math.isfinite(v) for v in values):
+        return (math.nan,) * 4
+    if len(values) == 4:
+        xc, yc, w, h = values
+        return (xc - w / 2, yc - h / 2, xc + w / 2, yc + h / 2)
+    xs, ys = values[0::2], values[1::2]
+    return (min(xs), min(ys), max(xs), max(ys))
