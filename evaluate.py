@@ -9,13 +9,12 @@ from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # before TensorFlow is imported
 
-import keras  # noqa: E402
-
 import centernet_tf  # noqa: E402,F401 - registers the custom layers and losses for load_model
 from centernet_tf.cli import format_metrics, setup_logging  # noqa: E402
 from centernet_tf.config import load_config  # noqa: E402
 from centernet_tf.data.loaders import load_split  # noqa: E402
 from centernet_tf.evaluation import evaluate_model  # noqa: E402
+from centernet_tf.model import decoder_for, load_centernet  # noqa: E402
 from centernet_tf.training import decoder_from_config  # noqa: E402
 
 
@@ -23,18 +22,23 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--model", required=True, help="a .keras file written by train.py")
     parser.add_argument("--config", help="YAML config (default: config.yaml next to the model)")
-    parser.add_argument("--split", default="val", choices=["train", "val"])
+    parser.add_argument("--split", default="val", choices=["train", "val", "test"])
     parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
     parser.add_argument("--output", help="write the metrics as JSON here")
     args = parser.parse_args(argv)
     setup_logging()
     config_path = args.config or Path(args.model).with_name("config.yaml")
     config = load_config(config_path, args.overrides)
+    model = load_centernet(args.model)
     labels = Path(args.model).with_name("labels.txt")
-    class_names = labels.read_text().split("\n")[:-1] if labels.exists() else None
-    model = keras.models.load_model(args.model, compile=False)
+    class_names = getattr(model, "class_names", None) or (
+        labels.read_text().split("\n")[:-1] if labels.exists() else None
+    )
     index = load_split(config.data, args.split, class_names=class_names)
-    metrics = evaluate_model(model, index, decoder_from_config(config), config.eval.batch_size)
+    # The decoder saved in the model; --set eval.* overrides it.
+    overrides = {k.split("=", 1)[0].strip().split(".", 1)[1] for k in args.overrides if k.startswith("eval.")}
+    settings = {k: v for k, v in decoder_from_config(config).get_config().items() if k in overrides}
+    metrics = evaluate_model(model, index, decoder_for(model, settings), config.eval.batch_size)
     summary = metrics.pop("summary", "")
     print(summary)
     print(format_metrics(metrics, f"{index.name or args.split}"))

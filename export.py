@@ -40,6 +40,7 @@ def main(argv: list[str] | None = None) -> int:
     from centernet_tf.data.loaders import load_split
     from centernet_tf.export import export_saved_model, export_tflite, model_input_size, representative_images
     from centernet_tf.inference import class_names_for
+    from centernet_tf.model import decoder_for, load_centernet
     from centernet_tf.training import decoder_from_config
 
     model_path = Path(args.model)
@@ -52,13 +53,14 @@ def main(argv: list[str] | None = None) -> int:
     if not config_path.is_file():
         log.warning("No config at %s: default decoder settings%s", config_path,
                     "" if args.quantize != "int8" else " and no training data to calibrate int8 on")
-    model = keras.models.load_model(model_path, compile=False)
-    class_names = class_names_for(model_path) or config.data.class_names
+    model = load_centernet(model_path)
+    class_names = getattr(model, "class_names", None) or class_names_for(model_path) or config.data.class_names
     if not class_names:
-        num_classes = int(model.get_layer("heatmap").output.shape[-1])
+        num_classes = int(model.output["heatmap"].shape[-1])
         class_names = [f"class_{i}" for i in range(num_classes)]
-        log.warning("No labels.txt beside %s: naming classes %s", model_path, ", ".join(class_names))
-    decoder = decoder_from_config(config)
+        log.warning("No class names in or beside %s: naming classes %s", model_path, ", ".join(class_names))
+    # The decoder saved in the model, unless the run's config (or --set) says otherwise.
+    decoder = decoder_from_config(config, model) if config_path.is_file() or args.overrides else decoder_for(model)
 
     if args.format == "saved_model":
         output = Path(args.output) if args.output else model_path.with_name(f"{model_path.stem}_saved_model")

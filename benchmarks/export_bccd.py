@@ -100,8 +100,8 @@ def main(argv: list[str] | None = None) -> int:
     config = load_config(Path(args.config) if args.config else model_path.parent / "config.yaml")
     train = load_split(config.data, "train")
     test = load_split(config.data, "val", class_names=list(train.class_names))
-    model = keras.models.load_model(model_path, compile=False)
-    decoder = decoder_from_config(config)
+    model = load_centernet(model_path)
+    decoder = decoder_from_config(config, model)
     names = list(train.class_names)
     out_dir = model_path.parent / "export"
 

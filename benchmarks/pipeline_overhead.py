@@ -83,7 +83,7 @@ def main(argv: list[str] | None = None) -> int:
     # On a shared machine the step time drifts by tens of percent within minutes, so the two runs alternate
     # in short segments (drift hits both alike) and the medians are over all segments.
 
-    model = model_from_config(config, len(train_index.class_names))
+    model = model_from_config(config, list(train_index.class_names))
     compile_centernet(model, config, steps_per_epoch=args.steps)
     times: dict[str, list[float]] = {"pipeline": [], "in_memory": []}
     segments: dict[str, list[float]] = {"pipeline": [], "in_memory": []}

@@ -110,10 +110,10 @@ def main(argv: list[str] | None = None) -> int:
     config = load_config(args.config or Path(args.model).parent / "config.yaml")
     train = load_split(config.data, "train")
     if args.model:
-        model = keras.models.load_model(args.model, compile=False)
+        model = load_centernet(args.model)
     else:
-        model = model_from_config(config, len(train.class_names))
-    decoder = decoder_from_config(config)
+        model = model_from_config(config, list(train.class_names))
+    decoder = decoder_from_config(config, model)
     size = model_input_size(model)
     calibration = representative_images(train, size, args.calibration_images)
     image = np.asarray(calibration[0][None], np.float32)

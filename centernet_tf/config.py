@@ -21,14 +21,20 @@ class ModelConfig:
     backbone: str = "resnet50"
     #: Network input (height, width), both divisible by 32.
     input_size: list[int] = field(default_factory=lambda: [512, 512])
-    #: None (random init), "imagenet" (Keras download) or a path to a weights file.
+    #: None (random init), "imagenet" (download, or the Keras cache ~/.keras/models) or a weights file.
     backbone_weights: str | None = None
+    #: How backbone features reach the heads: "deconv3" (the paper's three upsampling blocks, for ResNets and
+    #: other stride-32 backbones) or "identity" (backbones that upsample themselves).
+    neck: str = "deconv3"
     head_conv: int = 64
+    #: Heads as Conv3x3 + BN + ReLU + Conv1x1 (true) or the original code's Conv3x3 with bias + ReLU + Conv1x1.
+    head_batch_norm: bool = True
 
 
 @dataclass
 class DataConfig:
-    #: "shapes" (built-in synthetic data), "coco" (COCO JSON) or "voc" (Pascal VOC XML directory).
+    #: A registered source (centernet_tf.data.loaders.source_names()): "shapes" (built-in synthetic data),
+    #: "coco" (COCO JSON), "voc" (Pascal VOC XML directory) or "yolo" (YOLO txt, Ultralytics/Roboflow layout).
     format: str = "shapes"
     #: Shapes: where the generated dataset is cached (default: ~/.cache/centernet_tf/shapes).
     shapes_dir: str | None = None
@@ -42,11 +48,25 @@ class DataConfig:
     train_images: str = ""
     val_annotations: str = ""
     val_images: str = ""
-    #: VOC: directory holding Annotations/, JPEGImages/ and ImageSets/Main/<split>.txt.
+    #: COCO: optional test split (load_split(data, "test")); unset: asking for "test" is an error.
+    test_annotations: str = ""
+    test_images: str = ""
+    #: VOC: directory holding Annotations/, JPEGImages/ and ImageSets/Main/<split>.txt. YOLO: the dataset folder.
     root: str = ""
-    train_split: str = "trainval"
-    val_split: str = "test"
-    #: Fix the class list (and order); None takes it from the training annotations.
+    #: VOC: split file names (null: every XML file). YOLO: split folder names (e.g. train / valid / test,
+    #: under root/<split>/images or root/images/<split>) or the train/val/test keys of dataset_yaml.
+    train_split: str | None = "trainval"
+    val_split: str | None = "test"
+    #: Optional third split for VOC / YOLO (same meaning as above); null: no test split.
+    test_split: str | None = None
+    #: VOC folder names under root; the same folder for both reads XML beside the images ("" is root itself),
+    #: and "{split}" in them makes each split a folder (e.g. "{split}" for Roboflow's train/ and valid/).
+    annotations_dir: str = "Annotations"
+    images_dir: str = "JPEGImages"
+    #: YOLO: an Ultralytics data.yaml (names: as a list or {id: name}; optional path/train/val/test). Without
+    #: it, root/data.yaml is read when present; class_names, when set, take precedence over its names.
+    dataset_yaml: str = ""
+    #: Fix the class list (and order); None takes it from the training annotations (YOLO: from dataset_yaml).
     class_names: list[str] | None = None
     max_objects: int = 128
     flip: bool = True
@@ -213,8 +233,10 @@ def validate(config: Config) -> None:
     """Cross-field checks that types alone cannot express."""
     if len(config.model.input_size) != 2 or any(s <= 0 or s % 32 for s in config.model.input_size):
         raise ConfigError(f"model.input_size must be [height, width] divisible by 32, got {config.model.input_size}")
-    if config.data.format not in ("shapes", "coco", "voc"):
-        raise ConfigError(f"data.format must be shapes, coco or voc, got {config.data.format!r}")
+    from centernet_tf.data.loaders import source_names  # local: loaders imports this module
+
+    if config.data.format not in source_names():
+        raise ConfigError(f"data.format must be one of {', '.join(source_names())}; got {config.data.format!r}")
     if config.train.lr_schedule not in ("constant", "step", "cosine"):
         raise ConfigError(f"train.lr_schedule must be constant, step or cosine, got {config.train.lr_schedule!r}")
     if config.train.lr_schedule == "step" and not config.train.lr_decay_epochs:

@@ -7,7 +7,6 @@ from typing import Any
 import keras
 import tensorflow as tf
 
-from centernet_tf.model import OUTPUT_STRIDE
 
 
 @keras.saving.register_keras_serializable(package="centernet_tf")
@@ -33,7 +32,7 @@ class CenterNetDecoder(keras.layers.Layer):
         score_threshold: float = 0.01,
         nms: bool = False,
         nms_iou_threshold: float = 0.5,
-        stride: int = OUTPUT_STRIDE,
+        stride: int = 4,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)

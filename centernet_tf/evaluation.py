@@ -54,7 +54,10 @@ def predict_detections(
 
     ``input_size`` (height, width) is the letterbox target; it defaults to the model's fixed input size.
     """
-    decoder = decoder or CenterNetDecoder()
+    if decoder is None:
+        from centernet_tf.model import decoder_for
+
+        decoder = decoder_for(model)
     input_size = input_size or model.input_shape[1:3]
     if None in input_size:
         raise ValueError("The model has a dynamic input size: pass input_size=(height, width) to evaluate it.")

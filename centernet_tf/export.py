@@ -29,6 +29,7 @@ import tensorflow as tf
 
 from centernet_tf.data.letterbox import letterbox_image
 from centernet_tf.decode import CenterNetDecoder
+from centernet_tf.model import decoder_for
 
 logger = logging.getLogger(__name__)
 
@@ -109,7 +110,7 @@ def export_saved_model(
 ) -> Path:
     """Write a SavedModel whose ``serving_default`` takes ``uint8 [1, None, None, 3]``, plus the label files."""
     output_dir = Path(output_dir)
-    decoder = decoder or CenterNetDecoder()
+    decoder = decoder or decoder_for(model)
     spec = tf.TensorSpec([1, None, None, 3], tf.uint8, name="input_tensor")
     export_archive(model, any_size_detection_fn(model, decoder), spec).write_out(str(output_dir), verbose=False)
     write_label_files(output_dir, class_names)
@@ -143,7 +144,7 @@ def export_tflite(
             raise ValueError("int8 quantisation needs representative_images (real training images)")
     output_path = Path(output_path)
     output_path.parent.mkdir(parents=True, exist_ok=True)
-    decoder = decoder or CenterNetDecoder()
+    decoder = decoder or decoder_for(model)
     height, width = model_input_size(model)
     spec = tf.TensorSpec([1, height, width, 3], tf.float32, name="image")
     with tempfile.TemporaryDirectory() as tmp:
@@ -162,19 +163,27 @@ def export_tflite(
             conv.target_spec.supported_types = [tf.float16]
             flatbuffer = conv.convert()
         else:
-            flatbuffer = _selectively_quantized(converter, model.name, images)
+            flatbuffer = _selectively_quantized(converter, model, images)
     output_path.write_bytes(flatbuffer)
     write_label_files(output_path.parent, class_names)
     logger.info("Wrote %s TFLite model %s (%.1f MB)", quantize, output_path, len(flatbuffer) / 1e6)
     return output_path
 
 
-#: Output tensors of the heads' final 1x1 convolutions (names as TFLite reports them).
-_HEAD_OUTPUT = re.compile(r"/(heatmap|wh|offset)(_\d+)?/")
+def _head_output_pattern(model: keras.Model) -> re.Pattern[str]:
+    """TFLite tensor names of the heads' final 1x1 convolutions, from the layers the model lists as its heads.
+
+    TFLite names a tensor by the name scopes of the traced layers (``<model>/<layer>[_N]/...``).
+    """
+    from centernet_tf.model import require_centernet
+
+    heads = require_centernet(model, "int8 export").head_output_layers.values()
+    names = "|".join(re.escape(layer.name) for layer in heads)
+    return re.compile(rf"/({names})(_\d+)?/")
 
 
 def _selectively_quantized(
-    converter: Callable[[], tf.lite.TFLiteConverter], model_name: str, images: list[np.ndarray]
+    converter: Callable[[], tf.lite.TFLiteConverter], model: keras.Model, images: list[np.ndarray]
 ) -> bytes:
     """int8 everywhere except the head outputs and the decoding, which stay float.
 
@@ -187,13 +196,14 @@ def _selectively_quantized(
     """
     from centernet_tf.inference import tflite_interpreter
 
+    model_name, head_output = model.name, _head_output_pattern(model)
     float_model = tflite_interpreter(converter().convert())
     names = {t["index"]: t["name"] for t in float_model.get_tensor_details()}
     keep_float = []
     for op in float_model._get_ops_details():  # noqa: SLF001 - the public API has no op list
         name = names[op["outputs"][0]]
         in_network = name.startswith(model_name)
-        if not in_network or (op["op_name"] == "CONV_2D" and _HEAD_OUTPUT.search(name.split(";")[0])):
+        if not in_network or (op["op_name"] == "CONV_2D" and head_output.search(name.split(";")[0])):
             keep_float.append(name)
     quantizing = converter()
     quantizing.optimizations = [tf.lite.Optimize.DEFAULT]

@@ -58,15 +58,16 @@ def _from_detection_api(outputs: dict[str, Any], height: float, width: float) ->
 
 
 class KerasDetector:
-    """A ``keras.Model`` from ``build_centernet`` (or a ``.keras`` file) plus the in-graph decoder."""
+    """A :class:`~centernet_tf.model.CenterNet` (or a ``.keras`` file) plus its in-graph decoder.
+
+    Without ``decoder``, the settings saved in the model (those of the run that trained it) decode.
+    """
 
     def __init__(self, model: Any, decoder: CenterNetDecoder | None = None) -> None:
-        import keras
+        from centernet_tf.model import decoder_for, load_centernet
 
-        import centernet_tf  # noqa: F401  (registers the custom layers for load_model)
-
-        self.model = keras.models.load_model(model, compile=False) if isinstance(model, (str, Path)) else model
-        self.decoder = decoder or CenterNetDecoder()
+        self.model = load_centernet(model) if isinstance(model, (str, Path)) else model
+        self.decoder = decoder or decoder_for(self.model)
         self.input_size = tuple(int(v) for v in self.model.input_shape[1:3])
         self._run = tf.function(self._detect)
 

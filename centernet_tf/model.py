@@ -1,73 +1,33 @@
-"""The CenterNet network: backbone -> 3 transposed-conv upsampling blocks -> heatmap / wh / offset heads."""
+"""The CenterNet model: a nested backbone, a neck chosen by name and heads on each output stack.
+
+:class:`CenterNet` is a functional ``keras.Model`` built from those parts (the keras-hub task pattern): its
+``.keras`` file holds the backbone, the neck's name, the head settings, the class names, the decoder settings
+and the loss weights, so whoever loads it can train, fine-tune, evaluate, predict and export with the run's
+own settings. Its ``compute_loss`` reads the whole target dict (see :mod:`centernet_tf.losses`).
+"""
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 import keras
-from keras import layers, ops
+from keras import layers
 
-from centernet_tf.backbones import get_backbone
+from centernet_tf.backbones import available_backbones, build_backbone
+from centernet_tf.decode import CenterNetDecoder
+from centernet_tf.layers import BN_MOMENTUM, ImageNormalization  # noqa: F401  (ImageNormalization re-exported)
+from centernet_tf.losses import LOSS_TERMS, CenterNetLoss
+from centernet_tf.necks import build_neck
 
-#: Output stride of the network: the heads predict on a map 4x smaller than the input.
-OUTPUT_STRIDE = 4
+logger = logging.getLogger(__name__)
+
 #: Bias of the heatmap logits, so the initial sigmoid is ~0.1 (focal-loss prior from RetinaNet / CenterNet).
 HEATMAP_BIAS_INIT = -2.19
-DECODER_FILTERS = (256, 128, 64)
-#: Keras momentum of every BatchNorm layer: the reference implementation's PyTorch momentum 0.1. Keras'
-#: default (0.99) lags far behind the weights in short runs: measured on the shapes demo, heatmap peaks at
-#: inference were half of those in training mode.
-BN_MOMENTUM = 0.9
-
-
-@keras.saving.register_keras_serializable(package="centernet_tf")
-class ImageNormalization(layers.Layer):
-    """Turns 0-255 RGB pixels into what the backbone expects: optional RGB->BGR, then ``(x - mean) / std``.
-
-    Living inside the model, the same normalisation is used by training, evaluation, prediction and export:
-    callers always feed plain RGB pixels.
-    """
-
-    def __init__(
-        self,
-        mean: Sequence[float] = (0.0, 0.0, 0.0),
-        std: Sequence[float] = (1.0, 1.0, 1.0),
-        bgr: bool = False,
-        **kwargs: Any,
-    ) -> None:
-        super().__init__(**kwargs)
-        self.mean = tuple(float(v) for v in mean)
-        self.std = tuple(float(v) for v in std)
-        self.bgr = bool(bgr)
-
-    def call(self, images: Any) -> Any:
-        x = ops.cast(images, self.compute_dtype)
-        if self.bgr:
-            x = ops.flip(x, axis=-1)
-            mean, std = self.mean[::-1], self.std[::-1]
-        else:
-            mean, std = self.mean, self.std
-        height, width, channels = x.shape[1:]
-        if height is None or width is None or channels is None:
-            return (x - ops.convert_to_tensor(mean, x.dtype)) / ops.convert_to_tensor(std, x.dtype)
-        # The same arithmetic on rows of width * channels values. Broadcasting a 3-vector over the last axis is
-        # a slow path in TFLite (XNNPACK): the int8 network at 288x384 on 2 cores took 4.87 ms with it, 3.92 ms
-        # in this row-wise form and 3.89 ms with no normalisation at all.
-        rows = ops.reshape(x, (-1, height, width * channels))
-        rows = (rows - ops.convert_to_tensor(mean * width, x.dtype)) / ops.convert_to_tensor(std * width, x.dtype)
-        return ops.reshape(rows, (-1, height, width, channels))
-
-    def get_config(self) -> dict[str, Any]:
-        config = super().get_config()
-        config.update(mean=list(self.mean), std=list(self.std), bgr=self.bgr)
-        return config
-
-
-def _conv_bn_relu(x: keras.KerasTensor, filters: int, name: str) -> keras.KerasTensor:
-    x = layers.Conv2D(filters, 3, padding="same", use_bias=False, name=f"{name}_conv")(x)
-    x = layers.BatchNormalization(name=f"{name}_bn")(x)
-    return layers.ReLU(name=f"{name}_relu")(x)
+#: Input size used to derive the output stride of a model built for any input size.
+_PROBE_SIZE = 512
 
 
 def _head(
@@ -75,18 +35,148 @@ def _head(
     channels: int,
     name: str,
     head_conv: int,
+    batch_norm: bool,
     activation: str | None = None,
     bias_init: float = 0.0,
-) -> keras.KerasTensor:
-    x = _conv_bn_relu(features, head_conv, name=f"{name}_head")
-    return layers.Conv2D(
+) -> tuple[keras.KerasTensor, layers.Layer]:
+    """Conv3x3(head_conv) [+ BN] + ReLU -> Conv1x1(channels); returns the output and its final layer."""
+    x = layers.Conv2D(head_conv, 3, padding="same", use_bias=not batch_norm, name=f"{name}_head_conv")(features)
+    if batch_norm:
+        x = layers.BatchNormalization(momentum=BN_MOMENTUM, name=f"{name}_head_bn")(x)
+    x = layers.ReLU(name=f"{name}_head_relu")(x)
+    output_layer = layers.Conv2D(
         channels,
         1,
         activation=activation,
         bias_initializer=keras.initializers.Constant(bias_init),
         dtype="float32",  # keep outputs (and the losses on them) in float32 under mixed precision
         name=name,
-    )(x)
+    )
+    return output_layer(x), output_layer
+
+
+def stack_prefix(stack: int, num_stacks: int) -> str:
+    """Output-key prefix of a stack: ``""`` for the last (the one inference uses), ``"stack1_"``... before it."""
+    return "" if stack == num_stacks - 1 else f"stack{stack + 1}_"
+
+
+@keras.saving.register_keras_serializable(package="centernet_tf")
+class CenterNet(keras.Model):
+    """CenterNet = ``backbone`` (nested model, RGB 0-255 -> ``{"P{level}": features}``) -> neck -> heads.
+
+    Input ``"image"``: RGB pixels in 0-255. Outputs: ``"heatmap"`` (sigmoid scores, ``num_classes`` channels),
+    ``"wh"`` and ``"offset"`` (2 channels each) of the last stack, plus ``"stack{i}_heatmap"``... of earlier
+    stacks when the neck has several. ``output_stride`` is derived from the shapes.
+
+    ``head_batch_norm``: True for Conv3x3 + BN + ReLU heads (this library's default, steadier from scratch),
+    False for the original code's Conv3x3 with bias + ReLU. ``class_names``, ``decoder`` (settings of
+    :class:`CenterNetDecoder`) and ``loss`` (a :class:`CenterNetLoss` or its config) travel with the model.
+    Train with ``model.compile(optimizer=...)`` and ``model.fit`` on ``(image, targets)`` where ``targets`` is
+    the dict of :func:`centernet_tf.targets.encode_targets`: no ``loss=`` is needed.
+    """
+
+    def __init__(
+        self,
+        backbone: keras.Model,
+        num_classes: int,
+        neck: str = "deconv3",
+        head_conv: int = 64,
+        head_batch_norm: bool = True,
+        class_names: Sequence[str] | None = None,
+        decoder: dict[str, Any] | None = None,
+        loss: CenterNetLoss | dict[str, Any] | None = None,
+        **kwargs: Any,
+    ) -> None:
+        if num_classes < 1:
+            raise ValueError(f"num_classes must be >= 1, got {num_classes}")
+        if class_names is not None and len(class_names) != num_classes:
+            raise ValueError(f"{len(class_names)} class names for {num_classes} classes")
+        image = keras.Input(shape=backbone.input_shape[1:], name="image")
+        stacks = build_neck(neck, backbone(image))
+        outputs: dict[str, keras.KerasTensor] = {}
+        head_layers: list[dict[str, layers.Layer]] = []
+        for stack, features in enumerate(stacks):
+            prefix = stack_prefix(stack, len(stacks))
+            specs = {
+                "heatmap": (num_classes, "sigmoid", HEATMAP_BIAS_INIT),
+                "wh": (2, None, 0.0),
+                "offset": (2, None, 0.0),
+            }
+            finals = {}
+            for term, (channels, activation, bias) in specs.items():
+                outputs[prefix + term], finals[term] = _head(
+                    features, channels, prefix + term, head_conv, head_batch_norm, activation, bias
+                )
+            head_layers.append(finals)
+        kwargs.setdefault("name", f"centernet_{backbone.name}")
+        super().__init__(inputs=image, outputs=outputs, **kwargs)
+        for layer in self.layers:
+            if isinstance(layer, layers.BatchNormalization):
+                layer.momentum = BN_MOMENTUM
+
+        self.backbone = backbone
+        self.num_classes = int(num_classes)
+        self.neck = str(neck)
+        self.head_conv = int(head_conv)
+        self.head_batch_norm = bool(head_batch_norm)
+        self.class_names = [str(n) for n in class_names] if class_names is not None else None
+        self.decoder_config = dict(decoder or {})
+        self.centernet_loss = loss if isinstance(loss, CenterNetLoss) else CenterNetLoss(**(loss or {}))
+        self.num_stacks = len(stacks)
+        #: The final 1x1 convolution of each head of the last stack (export keeps them float in int8 files).
+        self.head_output_layers = head_layers[-1]
+        self.output_stride = self._derive_output_stride(outputs["heatmap"])
+        self.term_trackers = {term: keras.metrics.Mean(name=f"{term}_loss") for term in LOSS_TERMS}
+
+    def _derive_output_stride(self, heatmap: keras.KerasTensor) -> int:
+        """Input height / heatmap height, from the static shapes (or a probe size when they are dynamic)."""
+        height, map_height = self.input_shape[1], heatmap.shape[1]
+        if height is None or map_height is None:
+            height = _PROBE_SIZE
+            probe = self.compute_output_spec(keras.KerasTensor((1, _PROBE_SIZE, _PROBE_SIZE, 3)))
+            map_height = probe["heatmap"].shape[1]
+        return int(height // map_height)
+
+    @property
+    def stack_prefixes(self) -> list[str]:
+        return [stack_prefix(i, self.num_stacks) for i in range(self.num_stacks)]
+
+    @property
+    def decoder(self) -> CenterNetDecoder:
+        """The decoder with the settings saved in the model and its own output stride."""
+        return CenterNetDecoder(**{**self.decoder_config, "stride": self.output_stride})
+
+    def compute_loss(
+        self, x: Any = None, y: Any = None, y_pred: Any = None, sample_weight: Any = None, training: bool = True
+    ) -> Any:
+        """The CenterNet loss of all stacks from the whole target dict; each term is tracked as a metric."""
+        terms = self.centernet_loss(y, y_pred, self.stack_prefixes)
+        for term, tracker in self.term_trackers.items():
+            tracker.update_state(terms[term])
+        total = terms["loss"]
+        if self.losses:
+            total = total + keras.ops.sum(self.losses)
+        return total
+
+    def get_config(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "trainable": self.trainable,
+            "backbone": keras.saving.serialize_keras_object(self.backbone),
+            "num_classes": self.num_classes,
+            "neck": self.neck,
+            "head_conv": self.head_conv,
+            "head_batch_norm": self.head_batch_norm,
+            "class_names": self.class_names,
+            "decoder": self.decoder_config,
+            "loss": self.centernet_loss.get_config(),
+        }
+
+    @classmethod
+    def from_config(cls, config: dict[str, Any], custom_objects: Any = None) -> CenterNet:
+        config = dict(config)
+        config["backbone"] = keras.saving.deserialize_keras_object(config["backbone"], custom_objects=custom_objects)
+        return cls(**config)
 
 
 def build_centernet(
@@ -95,37 +185,78 @@ def build_centernet(
     input_shape: tuple[int | None, int | None, int] = (512, 512, 3),
     backbone_weights: str | None = None,
     head_conv: int = 64,
-) -> keras.Model:
-    """Build CenterNet as a functional Keras model.
+    neck: str = "deconv3",
+    head_batch_norm: bool = True,
+    class_names: Sequence[str] | None = None,
+    decoder: dict[str, Any] | None = None,
+    loss: CenterNetLoss | dict[str, Any] | None = None,
+) -> CenterNet:
+    """Build a :class:`CenterNet` from registered parts by name.
 
-    Input ``"image"``: RGB pixels in 0-255 (any float or int dtype), height and width divisible by 32.
-    Output dict: ``"heatmap"`` (sigmoid scores, ``num_classes`` channels), ``"wh"`` and ``"offset"`` (2 channels),
-    all at stride 4. ``backbone_weights``: None (random init), ``"imagenet"`` (Keras download) or a weights file.
+    ``backbone_weights``: None (random init), ``"imagenet"`` (download or Keras cache) or a local weights file.
+    Input height and width must be multiples of the backbone's ``size_multiple`` (32 for most).
     """
     if num_classes < 1:
         raise ValueError(f"num_classes must be >= 1, got {num_classes}")
-    height, width = input_shape[0], input_shape[1]
-    for size in (height, width):
-        if size is not None and size % 32:
-            raise ValueError(f"input height and width must be divisible by 32, got {input_shape[:2]}")
-    spec = get_backbone(backbone)
-    image = keras.Input(shape=tuple(input_shape), name="image")
-    x = ImageNormalization(spec.mean, spec.std, spec.bgr, name="normalize")(image)
-    x = spec.build(x, backbone_weights)
-    for i, filters in enumerate(DECODER_FILTERS, start=1):
-        x = layers.Conv2DTranspose(
-            filters, 4, strides=2, padding="same", use_bias=False, name=f"decoder{i}_deconv"
-        )(x)
-        x = layers.BatchNormalization(name=f"decoder{i}_bn")(x)
-        x = layers.ReLU(name=f"decoder{i}_relu")(x)
-    outputs = {
-        "heatmap": _head(x, num_classes, "heatmap", head_conv, "sigmoid", HEATMAP_BIAS_INIT),
-        "wh": _head(x, 2, "wh", head_conv),
-        "offset": _head(x, 2, "offset", head_conv),
-    }
-    model = keras.Model(image, outputs, name=f"centernet_{backbone}")
-    for layer in model.layers:
-        if isinstance(layer, layers.BatchNormalization):
-            layer.momentum = BN_MOMENTUM
-    return model
+    parts = build_backbone(backbone, tuple(input_shape), backbone_weights)
+    return CenterNet(
+        parts, num_classes, neck=neck, head_conv=head_conv, head_batch_norm=head_batch_norm,
+        class_names=class_names, decoder=decoder, loss=loss,
+    )
 
+
+def decoder_for(model: keras.Model, settings: dict[str, Any] | None = None) -> CenterNetDecoder:
+    """The decoder saved with ``model`` (its output stride included), ``settings`` overriding; a plain model
+    from centernet-tf 0.1 gets the default settings at stride 4."""
+    merged = {**(getattr(model, "decoder_config", None) or {}), **(settings or {})}
+    return CenterNetDecoder(**merged, stride=getattr(model, "output_stride", 4))
+
+
+def load_centernet(path: str | Path, compile: bool = False) -> CenterNet:
+    """Load a ``.keras`` file as a :class:`CenterNet`; a file of centernet-tf 0.1 (one flat functional model) is
+    converted to the model of parts with the same weights, its class names read from ``labels.txt`` beside it."""
+    model = keras.models.load_model(path, compile=compile)
+    if isinstance(model, CenterNet):
+        return model
+    labels = Path(path).with_name("labels.txt")
+    class_names = [n for n in labels.read_text().splitlines() if n] if labels.is_file() else None
+    upgraded = upgrade_legacy_model(model, class_names)
+    logger.warning(
+        "%s was written by centernet-tf 0.1; converted it to a model of parts with the same weights. "
+        "Save it again (model.save) to skip this step next time.", path,
+    )
+    return upgraded
+
+
+def upgrade_legacy_model(old: keras.Model, class_names: Sequence[str] | None = None) -> CenterNet:
+    """The :class:`CenterNet` equivalent of a flat 0.1 model (``centernet_<backbone>``, backbone -> deconv3 ->
+    BN heads), weights copied in graph order; an error saying how to re-export when it does not fit."""
+    how = (
+        "Re-export it with the version that wrote it, or retrain: python train.py --config <its config.yaml>."
+    )
+    backbone = old.name.removeprefix("centernet_")
+    if backbone not in available_backbones():
+        raise TypeError(f"{old.name!r} is not a CenterNet this version can read (backbone {backbone!r}?). {how}")
+    weights = old.get_weights()
+    outputs = old(keras.ops.zeros((1, *[s or 64 for s in old.input_shape[1:3]], 3)))
+    num_classes = int(outputs["heatmap"].shape[-1])
+    head_conv = int(weights[-2].shape[2])  # the offset head's 1x1 kernel [1, 1, head_conv, 2]
+    new = build_centernet(
+        num_classes, backbone, tuple(old.input_shape[1:]), head_conv=head_conv, class_names=class_names
+    )
+    shapes_new = [tuple(w.shape) for w in new.get_weights()]
+    if shapes_new != [tuple(w.shape) for w in weights]:
+        raise TypeError(f"{old.name!r}: its weights do not fit the current {backbone} CenterNet. {how}")
+    new.set_weights(weights)
+    return new
+
+
+def require_centernet(model: keras.Model, purpose: str) -> CenterNet:
+    """``model`` if it is a :class:`CenterNet`; else an error that says how to get one."""
+    if isinstance(model, CenterNet):
+        return model
+    raise TypeError(
+        f"{purpose} needs a CenterNet model of parts (backbone, neck, heads); {model.name!r} is a plain "
+        f"{type(model).__name__}, as written by centernet-tf 0.1. It still predicts, evaluates and exports; to "
+        "fine-tune or freeze it, load it with centernet_tf.model.load_centernet(path), which converts it."
+    )

@@ -11,10 +11,6 @@ from typing import Any
 
 import tensorflow as tf
 
-#: Number of values stored per object in the packed regression targets: (x, y, flat_index, mask).
-PACKED_TARGET_WIDTH = 4
-
-
 def gaussian_radius(height: Any, width: Any, min_overlap: float = 0.7, exact: bool = False) -> tf.Tensor:
     """Radius of the Gaussian peak for a box of ``height`` x ``width`` (on the output map).
 
@@ -152,26 +148,10 @@ def _draw_gaussians(
     return tf.transpose(per_class, [1, 2, 0])
 
 
-def pack_regression_targets(targets: dict[str, tf.Tensor], key: str) -> tf.Tensor:
-    """Pack ``targets[key]`` with the indices and mask into ``[max_objects, 4]`` for :class:`RegressionL1Loss`.
-
-    Keras hands a loss only ``(y_true, y_pred)`` for its output, so the gather indices and the object mask
-    travel inside ``y_true``. Indices are exact in float32 for maps up to 2**24 cells.
-    """
-    return tf.concat(
-        [
-            targets[key],
-            tf.cast(targets["indices"], tf.float32)[:, None],
-            targets["mask"][:, None],
-        ],
-        axis=-1,
-    )
+#: What ``model.fit`` consumes as ``y``: everything :meth:`centernet_tf.model.CenterNet.compute_loss` reads.
+TARGET_KEYS = ("heatmap", "wh", "offset", "indices", "mask")
 
 
 def keras_targets(targets: dict[str, tf.Tensor]) -> dict[str, tf.Tensor]:
-    """The ``y`` dict that ``model.fit`` consumes: one entry per model output."""
-    return {
-        "heatmap": targets["heatmap"],
-        "wh": pack_regression_targets(targets, "wh"),
-        "offset": pack_regression_targets(targets, "offset"),
-    }
+    """The ``y`` dict of ``model.fit``: heatmap, wh, offset, int32 indices and mask (no bookkeeping counts)."""
+    return {key: targets[key] for key in TARGET_KEYS}

@@ -22,17 +22,17 @@ from centernet_tf.data.pipeline import build_train_dataset
 from centernet_tf.data.sources import DatasetIndex
 from centernet_tf.decode import CenterNetDecoder
 from centernet_tf.evaluation import evaluate_model
-from centernet_tf.losses import centernet_losses
-from centernet_tf.model import build_centernet
+from centernet_tf.losses import CenterNetLoss
+from centernet_tf.model import CenterNet, build_centernet, decoder_for
 from centernet_tf.schedules import fine_tune_learning_rate, learning_rate_schedule, peak_learning_rate
 from centernet_tf.transfer import set_backbone_trainable
 
 logger = logging.getLogger(__name__)
 
 
-def loss_weights(loss: LossConfig) -> dict[str, float]:
-    """Weights of the three terms, keyed like the model outputs (paper: 1, 0.1, 1)."""
-    return {"heatmap": loss.heatmap_weight, "wh": loss.wh_weight, "offset": loss.offset_weight}
+def loss_from_config(loss: LossConfig) -> CenterNetLoss:
+    """The CenterNet loss with the config's term weights (paper: 1, 0.1, 1)."""
+    return CenterNetLoss(loss.heatmap_weight, loss.wh_weight, loss.offset_weight)
 
 
 @dataclass(frozen=True)
@@ -61,7 +61,8 @@ def training_phases(train: TrainConfig) -> list[TrainingPhase]:
 def compile_centernet(
     model: keras.Model, config: Config, steps_per_epoch: int, phase: TrainingPhase | None = None
 ) -> keras.Model:
-    """Adam + the three CenterNet losses; Keras logs ``loss`` and ``heatmap_loss``/``wh_loss``/``offset_loss``.
+    """Adam with the config's schedule; the loss is the model's own (:meth:`CenterNet.compute_loss`), and Keras
+    logs ``loss`` and ``heatmap_loss``/``wh_loss``/``offset_loss``.
 
     ``phase`` (default: all epochs at the configured rate) sets the span and peak of the learning-rate schedule.
     """
@@ -71,22 +72,33 @@ def compile_centernet(
     )
     model.compile(
         optimizer=keras.optimizers.Adam(schedule, global_clipnorm=config.train.gradient_clip_norm),
-        loss=centernet_losses(),
-        loss_weights=loss_weights(config.loss),
         jit_compile=config.train.jit_compile,
     )
     return model
 
 
-def decoder_from_config(config: Config) -> CenterNetDecoder:
+def decoder_settings(config: Config) -> dict[str, Any]:
+    """The ``eval`` section's decoder settings, as saved in the model."""
     e = config.eval
-    return CenterNetDecoder(e.max_detections, e.score_threshold, e.nms, e.nms_iou_threshold)
+    return {
+        "max_detections": e.max_detections,
+        "score_threshold": e.score_threshold,
+        "nms": e.nms,
+        "nms_iou_threshold": e.nms_iou_threshold,
+    }
 
 
-def coco_evaluation(config: Config, run_dir: Path, val_index: DatasetIndex) -> CocoEvaluation:
+def decoder_from_config(config: Config, model: keras.Model | None = None) -> CenterNetDecoder:
+    """The config's decoder settings at ``model``'s output stride (4 without a model)."""
+    if model is None:
+        return CenterNetDecoder(**decoder_settings(config))
+    return decoder_for(model, decoder_settings(config))
+
+
+def coco_evaluation(config: Config, run_dir: Path, val_index: DatasetIndex, model: keras.Model) -> CocoEvaluation:
     return CocoEvaluation(
         val_index,
-        decoder_from_config(config),
+        decoder_from_config(config, model),
         config.eval.every_n_epochs,
         run_dir / "best_model.keras",
         monitor=config.eval.best_metric,
@@ -99,7 +111,7 @@ def training_callbacks(
     config: Config,
     run_dir: Path,
     val_index: DatasetIndex,
-    evaluation: CocoEvaluation | None = None,
+    evaluation: CocoEvaluation,
     backup_dir: Path | None = None,
     delete_backup: bool = True,
 ) -> list[keras.callbacks.Callback]:
@@ -107,7 +119,6 @@ def training_callbacks(
 
     The first callback is always the :class:`CocoEvaluation`; its ``latest`` metrics are those after the last epoch.
     """
-    evaluation = evaluation or coco_evaluation(config, run_dir, val_index)
     # The evaluation runs before TensorBoard, so the mAP it adds to the epoch logs is written too.
     callbacks: list[keras.callbacks.Callback] = [
         evaluation,
@@ -139,7 +150,7 @@ def fit_phases(
     its weights; the phase in progress resumes from its own backup directory (the last one from ``backup``).
     """
     phases = training_phases(config.train)
-    evaluation = coco_evaluation(config, run_dir, val_index)
+    evaluation = coco_evaluation(config, run_dir, val_index, model)
     history = None
     for number, phase in enumerate(phases, start=1):
         last = number == len(phases)
@@ -189,8 +200,9 @@ def augmentation_from_config(config: Config) -> Augmentation:
     )
 
 
-def train_dataset_from_config(config: Config, train_index: DatasetIndex) -> tuple[Any, int]:
-    """The repeated, augmented training ``tf.data.Dataset`` and the number of steps in one epoch."""
+def train_dataset_from_config(config: Config, train_index: DatasetIndex, stride: int = 4) -> tuple[Any, int]:
+    """The repeated, augmented training ``tf.data.Dataset`` (targets at the model's output ``stride``) and the
+    number of steps in one epoch."""
     train_ds = build_train_dataset(
         train_index,
         (config.model.input_size[0], config.model.input_size[1]),
@@ -198,6 +210,7 @@ def train_dataset_from_config(config: Config, train_index: DatasetIndex) -> tupl
         max_objects=config.data.max_objects,
         flip=config.data.flip,
         seed=config.train.seed,
+        stride=stride,
         augmentation=augmentation_from_config(config),
     )
     # Repeating with an explicit step count keeps epochs the same length even if a file fails to decode.
@@ -205,13 +218,20 @@ def train_dataset_from_config(config: Config, train_index: DatasetIndex) -> tupl
     return train_ds.repeat(), steps_per_epoch
 
 
-def model_from_config(config: Config, num_classes: int) -> keras.Model:
+def model_from_config(config: Config, class_names: list[str]) -> CenterNet:
+    """The config's CenterNet; class names, decoder settings and loss weights are saved with it."""
+    m = config.model
     return build_centernet(
-        num_classes,
-        backbone=config.model.backbone,
-        input_shape=(config.model.input_size[0], config.model.input_size[1], 3),
-        backbone_weights=config.model.backbone_weights,
-        head_conv=config.model.head_conv,
+        len(class_names),
+        backbone=m.backbone,
+        input_shape=(m.input_size[0], m.input_size[1], 3),
+        backbone_weights=m.backbone_weights,
+        head_conv=m.head_conv,
+        neck=m.neck,
+        head_batch_norm=m.head_batch_norm,
+        class_names=class_names,
+        decoder=decoder_settings(config),
+        loss=loss_from_config(config.loss),
     )
 
 
@@ -231,8 +251,8 @@ def run_training(config: Config, run_dir: str | Path | None = None, verbose: int
     class_names = list(train_index.class_names)
     (run_dir / "labels.txt").write_text("\n".join(class_names) + "\n")
 
-    train_ds, steps_per_epoch = train_dataset_from_config(config, train_index)
-    model = model_from_config(config, len(class_names))
+    model = model_from_config(config, class_names)
+    train_ds, steps_per_epoch = train_dataset_from_config(config, train_index, model.output_stride)
     logger.info(
         "Training %s: %d train / %d val images, %d classes, %d epochs x %d steps",
         config.name, len(train_index.examples), len(val_index.examples), len(class_names),

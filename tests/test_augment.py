@@ -108,7 +108,7 @@ def test_pipeline_with_all_augmentations_yields_valid_targets(tmp_path: Path) ->
     for images, targets in ds.take(2):
         assert images.shape == (2, 96, 128, 3)
         assert np.isfinite(images.numpy()).all() and np.isfinite(targets["heatmap"].numpy()).all()
-        counts = targets["wh"][..., 3].numpy().sum(axis=1)
+        counts = targets["mask"].numpy().sum(axis=1)
         assert ((counts >= 0) & (counts <= 4)).all()
 
 

@@ -11,7 +11,7 @@ import pytest
 import tensorflow as tf
 
 import centernet_tf
-from centernet_tf.backbones import RESNET50_IMAGENET_FILE
+from centernet_tf.backbones.applications import RESNET50_IMAGENET_FILE
 from centernet_tf.model import BN_MOMENTUM, HEATMAP_BIAS_INIT, build_centernet
 from centernet_tf.targets import encode_targets, keras_targets
 
@@ -89,23 +89,19 @@ def test_imagenet_download_failure_fails_fast_with_instructions(monkeypatch, tmp
 @pytest.mark.parametrize("backbone", ["resnet50", "resnet10_slim"])
 def test_backbone_weights_load_from_a_local_file(tmp_path: Path, backbone: str) -> None:
     source = build_centernet(2, backbone, (64, 64, 3))
-    # Save the backbone part the way a user would keep a pretrained backbone: the sub-model up to stride 32.
-    last = "conv5_block3_out" if backbone == "resnet50" else "stage4_block1_out"
-    backbone_model = keras.Model(source.input, source.get_layer(last).output)
+    # Keep a pretrained backbone the way a user would: the weights of model.backbone.
     path = tmp_path / f"{backbone}.weights.h5"
-    backbone_model.save_weights(path)
+    source.backbone.save_weights(path)
     loaded = build_centernet(2, backbone, (64, 64, 3), backbone_weights=str(path))
-    for layer_name in ("conv1_conv" if backbone == "resnet50" else "stem_conv", last.replace("_out", "_conv2")
-                       if backbone != "resnet50" else "conv5_block3_3_conv"):
-        np.testing.assert_array_equal(
-            loaded.get_layer(layer_name).get_weights()[0], source.get_layer(layer_name).get_weights()[0]
-        )
+    for got, want in zip(loaded.backbone.weights, source.backbone.weights, strict=True):
+        np.testing.assert_array_equal(got.numpy(), want.numpy())
+    assert any(float(np.abs(w.numpy()).sum()) > 0 for w in loaded.backbone.trainable_weights)
 
 
 def test_keras_file_round_trip_gives_identical_outputs(tmp_path: Path) -> None:
-    model = build_centernet(3, "resnet10_slim", (64, 96, 3))
-    model.compile(optimizer="adam", loss=centernet_tf.losses.centernet_losses(),
-                  loss_weights={"heatmap": 1.0, "wh": 0.1, "offset": 1.0})
+    model = build_centernet(3, "resnet10_slim", (64, 96, 3), class_names=["a", "b", "c"],
+                            decoder={"max_detections": 17, "nms": True}, loss={"wh_weight": 0.2})
+    model.compile(optimizer="adam")
     images = np.random.default_rng(0).uniform(0, 255, (2, 64, 96, 3)).astype(np.float32)
     targets = [keras_targets(encode_targets(np.array([[8, 8, 40, 30]], np.float32), [c], (64, 96), 3, max_objects=4))
                for c in (0, 2)]
@@ -118,7 +114,11 @@ def test_keras_file_round_trip_gives_identical_outputs(tmp_path: Path) -> None:
     before, after = model.predict(images, verbose=0), restored.predict(images, verbose=0)
     for key in before:
         np.testing.assert_array_equal(before[key], after[key])
-    assert isinstance(restored.get_layer("normalize"), centernet_tf.ImageNormalization)
+    assert isinstance(restored.backbone.get_layer("normalize"), centernet_tf.ImageNormalization)
+    # What the run decided travels with the file.
+    assert restored.class_names == ["a", "b", "c"]
+    assert (restored.decoder.max_detections, restored.decoder.nms, restored.decoder.stride) == (17, True, 4)
+    assert restored.centernet_loss.wh_weight == 0.2
 
 
 @pytest.mark.parametrize("bgr", [False, True])
@@ -134,3 +134,126 @@ def test_image_normalization_is_per_channel_for_static_and_dynamic_sizes(bgr: bo
         inputs = keras.Input(shape)
         out = keras.Model(inputs, layer(inputs)).predict(pixels, verbose=0)
         np.testing.assert_allclose(out, expected, rtol=1e-6, atol=1e-6)
+
+
+def test_a_new_backbone_needs_one_registered_builder_and_nothing_else(tmp_path: Path) -> None:
+    """Register a builder; build, train a step, save, reload, freeze and decode with no other change."""
+    from centernet_tf.backbones.registry import _REGISTRY
+    from centernet_tf.transfer import set_backbone_trainable
+
+    @centernet_tf.register_backbone("tiny_test_net", mean=(127.5,) * 3, std=(127.5,) * 3)
+    def tiny_test_net(image, weights):
+        x = keras.layers.Conv2D(8, 3, strides=4, padding="same", name="tiny_s4")(image)
+        y = keras.layers.Conv2D(16, 3, strides=8, padding="same", name="tiny_s32")(x)
+        return {"P2": x, "P5": y}
+
+    try:
+        model = build_centernet(2, "tiny_test_net", (64, 96, 3), class_names=["x", "y"])
+        assert model.output_stride == 4 and model.backbone.name == "tiny_test_net"
+        images, y = _batch_of_two(model)
+        model.compile(optimizer="adam")
+        model.fit(images, y, verbose=0)
+        model.save(tmp_path / "tiny.keras")
+        restored = centernet_tf.load_centernet(tmp_path / "tiny.keras")
+        np.testing.assert_array_equal(model.predict(images, verbose=0)["wh"], restored.predict(images, verbose=0)["wh"])
+        assert set_backbone_trainable(restored, False) == 3  # normalize + two convolutions
+        assert restored.decoder.stride == 4
+    finally:
+        _REGISTRY.pop("tiny_test_net")
+
+
+def _batch_of_two(model: keras.Model) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+    height, width = model.input_shape[1:3]
+    images = np.random.default_rng(0).uniform(0, 255, (2, height, width, 3)).astype(np.float32)
+    targets = [keras_targets(encode_targets(np.array([[8, 8, 40, 30]], np.float32), [c], (height, width),
+                                            model.num_classes, stride=model.output_stride, max_objects=4))
+               for c in (0, 1)]
+    return images, {key: np.stack([t[key] for t in targets]) for key in targets[0]}
+
+
+def test_output_stride_is_derived_from_the_shapes() -> None:
+    """An identity neck on the stride-8 features of a backbone that has no finer level gives stride 8."""
+    from centernet_tf.backbones.registry import _REGISTRY
+
+    @centernet_tf.register_backbone("stride8_test_net")
+    def stride8_test_net(image, weights):
+        return {"P3": keras.layers.Conv2D(8, 3, strides=8, padding="same")(image)}
+
+    try:
+        model = build_centernet(2, "stride8_test_net", (64, 96, 3), neck="identity")
+        assert model.output_stride == 8 and model.decoder.stride == 8
+        assert model.output_shape[0][1:3] == (8, 12)
+    finally:
+        _REGISTRY.pop("stride8_test_net")
+
+
+def test_several_output_stacks_are_supervised_and_the_last_is_used(tmp_path: Path) -> None:
+    """A neck with two stacks (intermediate supervision): each has heads, the loss averages them."""
+    from centernet_tf.necks import _NECKS
+
+    @centernet_tf.register_neck("two_stacks_test")
+    def two_stacks(pyramid):
+        x = pyramid["P2"]
+        first = keras.layers.Conv2D(16, 3, padding="same", name="stack_a")(x)
+        second = keras.layers.Conv2D(16, 3, padding="same", name="stack_b")(first)
+        return [first, second]
+
+    try:
+        model = build_centernet(2, "resnet10_slim", (64, 64, 3), neck="two_stacks_test")
+        assert model.num_stacks == 2 and model.stack_prefixes == ["stack1_", ""]
+        images, y = _batch_of_two(model)
+        out = model(images)
+        assert set(out) == {"heatmap", "wh", "offset", "stack1_heatmap", "stack1_wh", "stack1_offset"}
+        first = model.centernet_loss.terms(y, {t: out["stack1_" + t] for t in ("heatmap", "wh", "offset")})
+        last = model.centernet_loss.terms(y, {t: out[t] for t in ("heatmap", "wh", "offset")})
+        total = float(model.compute_loss(images, y, out))
+        expected = sum(w * (float(first[t]) + float(last[t])) / 2 for t, w in (("heatmap", 1), ("wh", 0.1), ("offset", 1)))
+        assert total == pytest.approx(expected, rel=1e-5)
+        # Heads of the last stack are what export keeps in float.
+        assert model.head_output_layers["heatmap"].name == "heatmap"
+        model.save(tmp_path / "stacks.keras")
+        assert centernet_tf.load_centernet(tmp_path / "stacks.keras").num_stacks == 2
+    finally:
+        _NECKS.pop("two_stacks_test")
+
+
+@pytest.mark.parametrize("backbone, channels", [
+    ("mobilenet_v2", 1280), ("mobilenet_v3_large", 960), ("resnet101", 2048), ("resnet50", 2048),
+])
+def test_keras_applications_backbones_return_their_pyramid(backbone: str, channels: int) -> None:
+    model = centernet_tf.build_backbone(backbone, (64, 96, 3))
+    shapes = {key: tuple(value.shape[1:3]) for key, value in model.output.items()}
+    assert shapes == {"P2": (16, 24), "P3": (8, 12), "P4": (4, 6), "P5": (2, 3)}
+    assert model.output["P5"].shape[-1] == channels
+
+
+def _legacy_flat_model(num_classes: int) -> keras.Model:
+    """A model as centernet-tf 0.1 built it: one flat functional graph named ``centernet_<backbone>``."""
+    from centernet_tf.backbones import get_backbone
+    from centernet_tf.model import _head
+    from centernet_tf.necks import deconv3
+
+    spec = get_backbone("resnet10_slim")
+    image = keras.Input((64, 64, 3), name="image")
+    x = centernet_tf.ImageNormalization(spec.mean, spec.std, spec.bgr, name="normalize")(image)
+    (features,) = deconv3(spec.build(x, None))
+    outputs = {
+        "heatmap": _head(features, num_classes, "heatmap", 64, True, "sigmoid", HEATMAP_BIAS_INIT)[0],
+        "wh": _head(features, 2, "wh", 64, True)[0],
+        "offset": _head(features, 2, "offset", 64, True)[0],
+    }
+    return keras.Model(image, outputs, name="centernet_resnet10_slim")
+
+
+def test_previous_layout_files_load_as_a_model_of_parts(tmp_path: Path) -> None:
+    old = _legacy_flat_model(3)
+    for weight in old.weights:  # non-trivial weights and statistics
+        weight.assign(np.random.default_rng(weight.shape.__len__()).normal(0.5, 0.1, weight.shape))
+    old.save(tmp_path / "model.keras")
+    (tmp_path / "labels.txt").write_text("a\nb\nc\n")
+    new = centernet_tf.load_centernet(tmp_path / "model.keras")
+    assert isinstance(new, centernet_tf.CenterNet) and new.class_names == ["a", "b", "c"]
+    images = np.random.default_rng(1).uniform(0, 255, (1, 64, 64, 3)).astype(np.float32)
+    before, after = old.predict(images, verbose=0), new.predict(images, verbose=0)
+    for key in ("heatmap", "wh", "offset"):
+        np.testing.assert_allclose(after[key], before[key], rtol=1e-5, atol=1e-5)

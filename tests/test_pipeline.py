@@ -88,10 +88,10 @@ def test_train_batches_hold_targets_for_the_letterboxed_boxes(tmp_path: Path) ->
     images, targets = next(iter(ds))
     assert images.shape == (2, 64, 96, 3) and images.dtype == tf.float32
     assert targets["heatmap"].shape == (2, 16, 24, 2)
-    assert targets["wh"].shape == targets["offset"].shape == (2, 8, 4)
+    assert targets["wh"].shape == targets["offset"].shape == (2, 8, 2)
     # Image 200x100 -> scale 0.48, pad_y 8: box (10, 10, 60, 50) -> (4.8, 12.8, 28.8, 32) -> map / 4.
     np.testing.assert_allclose(targets["wh"][0, 0, :2].numpy(), [6.0, 4.8], atol=1e-4)
-    assert targets["wh"][0, :, 3].numpy().sum() == 1 and targets["wh"][1, :, 3].numpy().sum() == 2
+    assert targets["mask"][0].numpy().sum() == 1 and targets["mask"][1].numpy().sum() == 2
     assert float(tf.reduce_max(targets["heatmap"][0, ..., 0])) == 1.0
 
 

@@ -124,7 +124,9 @@ def test_runs_inside_tf_data_graph_and_equals_eager() -> None:
     )
     graph = next(iter(ds))
     eager = keras_targets(encode_targets(boxes, classes, size, num_classes))
-    for key in ("heatmap", "wh", "offset"):
+    assert set(graph) == {"heatmap", "wh", "offset", "indices", "mask"}
+    for key in graph:
         np.testing.assert_array_equal(graph[key].numpy(), eager[key].numpy())
-    # The packed regression target keeps (x, y, flat index, mask) per object.
-    assert graph["wh"].shape == (128, 4)
+    # Separate tensors, the gather indices as integers (no float packing).
+    assert graph["wh"].shape == graph["offset"].shape == (128, 2)
+    assert graph["indices"].dtype == tf.int32 and graph["mask"].shape == (128,)

@@ -1,0 +1,63 @@
+"""Necks: registered builders that turn a backbone's ``{"P{level}": features}`` into the heads' input maps.
+
+A neck returns a list with one feature map per output stack; the heads are built on each, and the loss is
+applied to every stack (intermediate supervision), while inference and export use the last one.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+
+import keras
+from keras import layers
+
+from centernet_tf.backbones.registry import features_by_stride
+
+NeckBuilder = Callable[[Mapping[str, keras.KerasTensor]], list[keras.KerasTensor]]
+_NECKS: dict[str, NeckBuilder] = {}
+
+#: Filters of the paper's three upsampling blocks for ResNets.
+DECONV_FILTERS = (256, 128, 64)
+
+
+def register_neck(name: str) -> Callable[[NeckBuilder], NeckBuilder]:
+    def decorate(fn: NeckBuilder) -> NeckBuilder:
+        _NECKS[name] = fn
+        return fn
+
+    return decorate
+
+
+def available_necks() -> list[str]:
+    return sorted(_NECKS)
+
+
+def build_neck(name: str, pyramid: Mapping[str, keras.KerasTensor]) -> list[keras.KerasTensor]:
+    try:
+        builder = _NECKS[name]
+    except KeyError:
+        raise ValueError(f"Unknown neck {name!r}; available: {', '.join(available_necks())}") from None
+    stacks = builder(pyramid)
+    if not stacks:
+        raise ValueError(f"neck {name!r} returned no feature map")
+    return list(stacks)
+
+
+@register_neck("deconv3")
+def deconv3(pyramid: Mapping[str, keras.KerasTensor]) -> list[keras.KerasTensor]:
+    """The paper's upsampling for ResNets: three bias-free ``Conv2DTranspose(k=4, s=2)`` + BN + ReLU blocks
+    (256, 128, 64 filters) on the coarsest features: stride 32 -> 4."""
+    by_stride = features_by_stride(pyramid)
+    x = by_stride[max(by_stride)]
+    for i, filters in enumerate(DECONV_FILTERS, start=1):
+        x = layers.Conv2DTranspose(filters, 4, strides=2, padding="same", use_bias=False, name=f"decoder{i}_deconv")(x)
+        x = layers.BatchNormalization(name=f"decoder{i}_bn")(x)
+        x = layers.ReLU(name=f"decoder{i}_relu")(x)
+    return [x]
+
+
+@register_neck("identity")
+def identity(pyramid: Mapping[str, keras.KerasTensor]) -> list[keras.KerasTensor]:
+    """The backbone's finest features as they are (backbones that upsample themselves, e.g. hourglasses)."""
+    by_stride = features_by_stride(pyramid)
+    return [by_stride[min(by_stride)]]
