@@ -47,9 +47,8 @@ from centernet_tf.training import decoder_from_config, model_from_config  # noqa
 
 def prefixes(model: keras.Model) -> dict[str, keras.Model]:
     """Sub-models from the input to the end of the backbone, of each upsampling block and of the heads."""
-    names = [layer.name for layer in model.layers]
-    backbone_end = model.layers[names.index("decoder1_deconv") - 1].output
-    cuts = {"backbone": backbone_end}
+    # The deconv3 neck's first layer reads the backbone's stride-32 features in the outer graph.
+    cuts = {"backbone": model.get_layer("decoder1_deconv").input}
     cuts.update({f"decoder{i}": model.get_layer(f"decoder{i}_relu").output for i in (1, 2, 3)})
     cuts["heads"] = model.outputs
     return {name: keras.Model(model.input, out, name=f"{model.name}_{name}") for name, out in cuts.items()}

@@ -257,3 +257,14 @@ def test_previous_layout_files_load_as_a_model_of_parts(tmp_path: Path) -> None:
     before, after = old.predict(images, verbose=0), new.predict(images, verbose=0)
     for key in ("heatmap", "wh", "offset"):
         np.testing.assert_allclose(after[key], before[key], rtol=1e-5, atol=1e-5)
+
+
+def test_detector_on_a_keras_file_uses_the_decoder_saved_with_it(tmp_path: Path) -> None:
+    from centernet_tf.inference import load_detector
+
+    model = build_centernet(2, "resnet10_slim", (64, 64, 3), decoder={"max_detections": 3, "score_threshold": 0.0})
+    model.save(tmp_path / "model.keras")
+    detector = load_detector(tmp_path / "model.keras")
+    assert (detector.decoder.max_detections, detector.decoder.score_threshold) == (3, 0.0)
+    found = detector.detect(np.random.default_rng(0).integers(0, 255, (50, 70, 3), dtype=np.uint8))
+    assert len(found.scores) == 3  # untrained heatmaps are ~0.1 everywhere: the cap is what limits
