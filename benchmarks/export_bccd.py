@@ -92,6 +92,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--config", help="default: config.yaml beside the model")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--rounds", type=int, default=3, help="latency: passes over the test images")
+    parser.add_argument("--split", default="val", choices=["val", "test"],
+                        help="the held-out split of the run's config (BCCD: val is its test split)")
     parser.add_argument("--output", default=str(REPO / "benchmarks" / "results" / "export_bccd.json"))
     args = parser.parse_args(argv)
     setup_logging()
@@ -99,7 +101,7 @@ def main(argv: list[str] | None = None) -> int:
     model_path = Path(args.model)
     config = load_config(Path(args.config) if args.config else model_path.parent / "config.yaml")
     train = load_split(config.data, "train")
-    test = load_split(config.data, "val", class_names=list(train.class_names))
+    test = load_split(config.data, args.split, class_names=list(train.class_names))
     model = load_centernet(model_path)
     decoder = decoder_from_config(config, model)
     names = list(train.class_names)

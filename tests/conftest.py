@@ -20,7 +20,7 @@ def bccd_root() -> Path:
     return root
 
 
-@pytest.fixture
+@pytest.fixture(scope="module")
 def aquarium_root() -> Path:
     """The Aquarium YOLO dataset (``../shared/data/aquarium`` or ``$CENTERNET_AQUARIUM_DIR``); skips when absent."""
     base = os.environ.get("CENTERNET_AQUARIUM_DIR")

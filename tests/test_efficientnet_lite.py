@@ -9,7 +9,6 @@ and ``../shared/data/aquarium`` (or ``$CENTERNET_AQUARIUM_DIR``); it is skipped,
 from __future__ import annotations
 
 import math
-import os
 import sys
 import types
 from pathlib import Path
@@ -32,15 +31,6 @@ PHOTO_CLASSES = {
 
 
 # ---------------------------------------------------------------------------------------------------- fixtures
-
-
-@pytest.fixture(scope="module")
-def aquarium_root() -> Path:
-    base = os.environ.get("CENTERNET_AQUARIUM_DIR")
-    root = Path(base) if base else Path(__file__).resolve().parents[2] / "shared" / "data" / "aquarium"
-    if not (root / "test" / "labels").is_dir():
-        pytest.skip(f"aquarium dataset not found at {root} (set CENTERNET_AQUARIUM_DIR to run this test)")
-    return root
 
 
 @pytest.fixture(scope="module")

@@ -11,6 +11,7 @@ import pytest
 import tensorflow as tf
 
 import centernet_tf
+from centernet_tf.backbones import applications
 from centernet_tf.backbones.applications import RESNET50_IMAGENET_FILE
 from centernet_tf.model import BN_MOMENTUM, HEATMAP_BIAS_INIT, build_centernet
 from centernet_tf.targets import encode_targets, keras_targets
@@ -72,7 +73,15 @@ def test_bad_arguments_are_clear_errors(tmp_path: Path) -> None:
         build_centernet(2, "resnet18", (64, 64, 3), backbone_weights=str(tmp_path / "missing.h5"))
 
 
-def test_imagenet_download_failure_fails_fast_with_instructions(monkeypatch, tmp_path: Path) -> None:
+@pytest.mark.parametrize("backbone, weights_file", [
+    ("resnet50", RESNET50_IMAGENET_FILE),
+    ("resnet101", applications.RESNET101_IMAGENET_FILE),
+    ("mobilenet_v2", applications.MOBILENET_V2_IMAGENET_FILE),
+    ("mobilenet_v3_large", applications.MOBILENET_V3_LARGE_IMAGENET_FILE),
+])
+def test_imagenet_download_failure_fails_fast_with_instructions(
+    monkeypatch, tmp_path: Path, backbone: str, weights_file: str
+) -> None:
     """Offline, the Keras download must not hang and must say how to pass a local file."""
     monkeypatch.setenv("KERAS_HOME", str(tmp_path))  # no cached weights
 
@@ -81,8 +90,8 @@ def test_imagenet_download_failure_fails_fast_with_instructions(monkeypatch, tmp
 
     monkeypatch.setattr(keras.src.utils.file_utils, "get_file", offline)
     started = time.perf_counter()
-    with pytest.raises(RuntimeError, match=f"backbone_weights='/path/to/{RESNET50_IMAGENET_FILE}'"):
-        build_centernet(2, "resnet50", (64, 64, 3), backbone_weights="imagenet")
+    with pytest.raises(RuntimeError, match=f"backbone_weights='/path/to/{weights_file}'"):
+        build_centernet(2, backbone, (64, 64, 3), backbone_weights="imagenet")
     assert time.perf_counter() - started < 30
 
 
