@@ -8,6 +8,7 @@ stage for any CNN, and stays right when Keras renames layers.
 from __future__ import annotations
 
 import socket
+import warnings
 from collections.abc import Callable
 from typing import Any
 
@@ -56,15 +57,25 @@ def build_application(
     """
     weights = check_weights_argument(weights)
     if weights != "imagenet" or keras_cached_weights(weights_file):
-        return factory(include_top=False, weights=weights, input_tensor=image, **kwargs)
+        return _quiet_factory(factory, weights, image, **kwargs)
     previous = socket.getdefaulttimeout()
     socket.setdefaulttimeout(_DOWNLOAD_TIMEOUT_S)
     try:
-        return factory(include_top=False, weights="imagenet", input_tensor=image, **kwargs)
+        return _quiet_factory(factory, "imagenet", image, **kwargs)
     except Exception as error:  # noqa: BLE001 - any download failure gets the same actionable message
         raise RuntimeError(download_failure_message(error, weights_file)) from error
     finally:
         socket.setdefaulttimeout(previous)
+
+
+def _quiet_factory(
+    factory: Callable[..., keras.Model], weights: str | None, image: keras.KerasTensor, **kwargs: Any
+) -> keras.Model:
+    """The MobileNets warn that other input sizes than 224 load the 224 weights: without the classifier the
+    network is fully convolutional, so those weights are exactly what any size needs."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=r".*Weights for input shape \(224, 224\) will be loaded")
+        return factory(include_top=False, weights=weights, input_tensor=image, **kwargs)
 
 
 def pyramid_layer_positions(model: keras.Model, input_hw: tuple[int, int]) -> dict[int, int]:
