@@ -1,0 +1,82 @@
+"""Seconds per training step of a config's model, XLA on and off, backbone frozen and trainable, in one run.
+
+    python benchmarks/train_step_time.py --config configs/aquarium.yaml --steps 4
+
+Random images and real-shaped targets (a few boxes each) at the config's input size and batch size; the first
+step of each variant (tracing, compiling) is not counted; the variants take turns so machine drift hits all.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO / "benchmarks"))
+
+from bccd import machine  # noqa: E402  (also sets up the import path and TensorFlow's log level)
+
+import keras  # noqa: E402
+import numpy as np  # noqa: E402
+import tensorflow as tf  # noqa: E402
+
+from centernet_tf.config import load_config  # noqa: E402
+from centernet_tf.targets import encode_targets, keras_targets  # noqa: E402
+from centernet_tf.training import model_from_config  # noqa: E402
+from centernet_tf.transfer import set_backbone_trainable  # noqa: E402
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--config", default=str(REPO / "configs" / "aquarium.yaml"))
+    parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
+    parser.add_argument("--steps", type=int, default=4)
+    parser.add_argument("--rounds", type=int, default=2)
+    parser.add_argument("--output", default=str(REPO / "benchmarks" / "results" / "train_step_time.json"))
+    args = parser.parse_args(argv)
+    config = load_config(args.config, ["model.backbone_weights=null", *args.overrides])
+    height, width = config.model.input_size
+    batch = config.train.batch_size
+    rng = np.random.default_rng(0)
+    images = rng.uniform(0, 255, (batch, height, width, 3)).astype(np.float32)
+    names = config.data.class_names or ["object"]
+    variants = {}
+    for frozen in (True, False):
+        for jit in (True, False):
+            model = model_from_config(config, list(names))
+            targets = []
+            for _ in range(batch):
+                boxes = rng.uniform(0, 1, (6, 4)) * [width / 2, height / 2, width / 2, height / 2]
+                boxes[:, 2:] += boxes[:, :2] + 16
+                targets.append(keras_targets(encode_targets(boxes, rng.integers(0, len(names), 6), (height, width),
+                                                            len(names), model.output_stride, config.data.max_objects)))
+            y = {k: tf.stack([t[k] for t in targets]) for k in targets[0]}
+            if frozen:
+                set_backbone_trainable(model, False)
+            model.compile(optimizer=keras.optimizers.Adam(1e-4), jit_compile=jit)
+            model.train_on_batch(images, y)  # trace and compile
+            variants[f"{'frozen' if frozen else 'trainable'}_backbone/{'xla' if jit else 'no_xla'}"] = (model, y)
+    times: dict[str, list[float]] = {name: [] for name in variants}
+    for _ in range(args.rounds):
+        for name, (model, y) in variants.items():
+            for _ in range(args.steps):
+                started = time.perf_counter()
+                model.train_on_batch(images, y)
+                times[name].append(time.perf_counter() - started)
+    result = {
+        "command": " ".join(["python", "benchmarks/train_step_time.py", *(argv if argv is not None else sys.argv[1:])]),
+        "machine": machine(),
+        "backbone": config.model.backbone, "input_size": [height, width], "batch_size": batch,
+        "median_seconds_per_step": {name: round(float(np.median(t)), 3) for name, t in times.items()},
+    }
+    Path(args.output).parent.mkdir(parents=True, exist_ok=True)
+    Path(args.output).write_text(json.dumps(result, indent=2) + "\n")
+    print(json.dumps(result["median_seconds_per_step"], indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
