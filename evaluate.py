@@ -14,8 +14,8 @@ from centernet_tf.cli import format_metrics, setup_logging  # noqa: E402
 from centernet_tf.config import load_config  # noqa: E402
 from centernet_tf.data.loaders import load_split  # noqa: E402
 from centernet_tf.evaluation import evaluate_model  # noqa: E402
-from centernet_tf.model import decoder_for, load_centernet  # noqa: E402
-from centernet_tf.training import decoder_from_config  # noqa: E402
+from centernet_tf.model import load_centernet  # noqa: E402
+from centernet_tf.training import decoder_for_cli  # noqa: E402
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -31,14 +31,12 @@ def main(argv: list[str] | None = None) -> int:
     config = load_config(config_path, args.overrides)
     model = load_centernet(args.model)
     labels = Path(args.model).with_name("labels.txt")
-    class_names = getattr(model, "class_names", None) or (
+    class_names = model.class_names or (
         labels.read_text().split("\n")[:-1] if labels.exists() else None
     )
     index = load_split(config.data, args.split, class_names=class_names)
-    # The decoder saved in the model; --set eval.* overrides it.
-    overrides = {k.split("=", 1)[0].strip().split(".", 1)[1] for k in args.overrides if k.startswith("eval.")}
-    settings = {k: v for k, v in decoder_from_config(config).get_config().items() if k in overrides}
-    metrics = evaluate_model(model, index, decoder_for(model, settings), config.eval.batch_size)
+    decoder = decoder_for_cli(model, config, args.overrides)
+    metrics = evaluate_model(model, index, decoder, config.eval.batch_size)
     summary = metrics.pop("summary", "")
     print(summary)
     print(format_metrics(metrics, f"{index.name or args.split}"))

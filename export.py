@@ -40,8 +40,8 @@ def main(argv: list[str] | None = None) -> int:
     from centernet_tf.data.loaders import load_split
     from centernet_tf.export import export_saved_model, export_tflite, model_input_size, representative_images
     from centernet_tf.inference import class_names_for
-    from centernet_tf.model import decoder_for, load_centernet
-    from centernet_tf.training import decoder_from_config
+    from centernet_tf.model import load_centernet
+    from centernet_tf.training import decoder_for_cli
 
     model_path = Path(args.model)
     if args.format == "saved_model" and args.quantize != "fp32":
@@ -54,13 +54,11 @@ def main(argv: list[str] | None = None) -> int:
         log.warning("No config at %s: default decoder settings%s", config_path,
                     "" if args.quantize != "int8" else " and no training data to calibrate int8 on")
     model = load_centernet(model_path)
-    class_names = getattr(model, "class_names", None) or class_names_for(model_path) or config.data.class_names
+    class_names = model.class_names or class_names_for(model_path) or config.data.class_names
     if not class_names:
-        num_classes = int(model.output["heatmap"].shape[-1])
-        class_names = [f"class_{i}" for i in range(num_classes)]
+        class_names = [f"class_{i}" for i in range(model.num_classes)]
         log.warning("No class names in or beside %s: naming classes %s", model_path, ", ".join(class_names))
-    # The decoder saved in the model, unless the run's config (or --set) says otherwise.
-    decoder = decoder_from_config(config, model) if config_path.is_file() or args.overrides else decoder_for(model)
+    decoder = decoder_for_cli(model, config, args.overrides)
 
     if args.format == "saved_model":
         output = Path(args.output) if args.output else model_path.with_name(f"{model_path.stem}_saved_model")

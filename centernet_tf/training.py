@@ -95,6 +95,16 @@ def decoder_from_config(config: Config, model: keras.Model | None = None) -> Cen
     return decoder_for(model, decoder_settings(config))
 
 
+def decoder_for_cli(model: keras.Model, config: Config, overrides: list[str] | tuple[str, ...] = ()) -> CenterNetDecoder:
+    """What ``evaluate.py`` and ``export.py`` decode with: the settings saved in the model (for a converted 0.1
+    model, which saved none, the config's), with explicit ``--set eval.*`` overrides on top."""
+    from_config = decoder_settings(config)
+    explicit = {text.split("=", 1)[0].strip().removeprefix("eval.") for text in overrides
+                if text.strip().startswith("eval.")}
+    saved = getattr(model, "decoder_config", None) or from_config
+    return decoder_for(model, {**saved, **{k: v for k, v in from_config.items() if k in explicit}})
+
+
 def coco_evaluation(config: Config, run_dir: Path, val_index: DatasetIndex, model: keras.Model) -> CocoEvaluation:
     return CocoEvaluation(
         val_index,
