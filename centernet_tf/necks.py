@@ -18,6 +18,8 @@ _NECKS: dict[str, NeckBuilder] = {}
 
 #: Filters of the paper's three upsampling blocks for ResNets.
 DECONV_FILTERS = (256, 128, 64)
+#: Filters of the ``fpn`` neck's top-down levels, stride 16 -> 8 -> 4 (the finest feeds the heads).
+FPN_FILTERS = (128, 64, 64)
 
 
 def register_neck(name: str) -> Callable[[NeckBuilder], NeckBuilder]:
@@ -53,6 +55,34 @@ def deconv3(pyramid: Mapping[str, keras.KerasTensor]) -> list[keras.KerasTensor]
         x = layers.Conv2DTranspose(filters, 4, strides=2, padding="same", use_bias=False, name=f"decoder{i}_deconv")(x)
         x = layers.BatchNormalization(name=f"decoder{i}_bn")(x)
         x = layers.ReLU(name=f"decoder{i}_relu")(x)
+    return [x]
+
+
+@register_neck("fpn")
+def fpn(pyramid: Mapping[str, keras.KerasTensor]) -> list[keras.KerasTensor]:
+    """A feature-pyramid top-down path to stride 4, for small objects and mobile backbones.
+
+    ``deconv3`` sees only the stride-32 features, so a 20-pixel fish must be recovered from a map where it
+    covers under one cell; here each upsampling step adds the backbone's own finer features (lateral 1x1
+    conv), as in FPN (Lin et al. 2017) and the CenterNet MobileNet-FPN models of the TF detection zoo:
+    ``x = ReLU(BN(Conv3x3(Upsample2x(Conv1x1(x)) + Conv1x1(lateral))))``, 128/64/64 filters at strides
+    16/8/4. Needs the backbone's levels down to stride 4.
+    """
+    by_stride = features_by_stride(pyramid)
+    coarsest = max(by_stride)
+    wanted = [coarsest // 2 ** (i + 1) for i in range(len(FPN_FILTERS))]
+    missing = [s for s in wanted if s not in by_stride]
+    if missing:
+        raise ValueError(f"the fpn neck needs backbone features at strides {wanted}; missing {missing}")
+    x = by_stride[coarsest]
+    for i, (stride, filters) in enumerate(zip(wanted, FPN_FILTERS), start=1):
+        x = layers.Conv2D(filters, 1, use_bias=False, name=f"fpn{i}_reduce")(x)
+        x = layers.UpSampling2D(2, interpolation="nearest", name=f"fpn{i}_upsample")(x)
+        lateral = layers.Conv2D(filters, 1, use_bias=False, name=f"fpn{i}_lateral")(by_stride[stride])
+        x = layers.Add(name=f"fpn{i}_add")([x, lateral])
+        x = layers.Conv2D(filters, 3, padding="same", use_bias=False, name=f"fpn{i}_conv")(x)
+        x = layers.BatchNormalization(name=f"fpn{i}_bn")(x)
+        x = layers.ReLU(name=f"fpn{i}_relu")(x)
     return [x]
 
 

@@ -277,3 +277,34 @@ def test_detector_on_a_keras_file_uses_the_decoder_saved_with_it(tmp_path: Path)
     assert (detector.decoder.max_detections, detector.decoder.score_threshold) == (3, 0.0)
     found = detector.detect(np.random.default_rng(0).integers(0, 255, (50, 70, 3), dtype=np.uint8))
     assert len(found.scores) == 3  # untrained heatmaps are ~0.1 everywhere: the cap is what limits
+
+
+def test_fpn_neck_adds_finer_backbone_levels_down_to_stride_4() -> None:
+    """``fpn``: 1x1 laterals from P4, P3, P2 are added to the upsampled coarser map; the heads see stride 4."""
+    model = build_centernet(3, "resnet10_slim", (64, 96, 3), neck="fpn")
+    assert model.output_stride == 4 and model.output_shape[0][1:3] == (16, 24)
+    found = {layer.name: layer for layer in _all_layers(model)}
+    assert [found[f"fpn{i}_conv"].filters for i in (1, 2, 3)] == [128, 64, 64]
+    # Each add joins the lateral of the next finer backbone level: strides 16, 8, 4.
+    assert [tuple(found[f"fpn{i}_add"].output.shape[1:3]) for i in (1, 2, 3)] == [(4, 6), (8, 12), (16, 24)]
+    # Changing only the stride-4 backbone features changes the output: the lateral path is wired in.
+    lateral = found["fpn3_lateral"]
+    images = np.random.default_rng(0).uniform(0, 255, (1, 64, 96, 3)).astype("float32")
+    before = model(images)["heatmap"].numpy()
+    lateral.kernel.assign(lateral.kernel.numpy() * 3.0)
+    assert not np.allclose(before, model(images)["heatmap"].numpy(), atol=1e-6)
+
+
+def test_fpn_neck_refuses_a_backbone_without_the_finer_levels() -> None:
+    from centernet_tf.backbones.registry import _REGISTRY
+
+    @centernet_tf.register_backbone("coarse_only_test_net")
+    def coarse_only(image, weights):
+        return {"P5": keras.layers.Conv2D(8, 3, strides=32, padding="same")(image)}
+
+    try:
+        with pytest.raises(ValueError, match=r"fpn neck needs backbone features at strides \[16, 8, 4\]"):
+            build_centernet(2, "coarse_only_test_net", (64, 64, 3), neck="fpn")
+    finally:
+        _REGISTRY.pop("coarse_only_test_net")
+
