@@ -308,3 +308,15 @@ def test_fpn_neck_refuses_a_backbone_without_the_finer_levels() -> None:
     finally:
         _REGISTRY.pop("coarse_only_test_net")
 
+
+@pytest.mark.parametrize("neck", ["deconv3", "fpn"])
+def test_heads_start_at_the_focal_prior(neck: str) -> None:
+    """Final convs start near zero: every heatmap pixel is sigmoid(-2.19) ~ 0.1 even on batch statistics,
+    so the first focal loss is the prior's, not one ~15x larger from random logits; wh and offset start ~0."""
+    keras.utils.set_random_seed(1)
+    model = build_centernet(4, "resnet10_slim", (64, 64, 3), neck=neck)
+    images = np.random.default_rng(1).uniform(0, 255, (2, 64, 64, 3)).astype("float32")
+    out = model(images, training=True)
+    prior = 1.0 / (1.0 + np.exp(-HEATMAP_BIAS_INIT))
+    assert np.abs(out["heatmap"].numpy() - prior).max() < 0.03
+    assert np.abs(out["wh"].numpy()).max() < 0.05 and np.abs(out["offset"].numpy()).max() < 0.05
