@@ -33,8 +33,6 @@ def main(argv: list[str] | None = None) -> int:
     setup_logging()
     log = logging.getLogger("export")
 
-    import keras
-
     import centernet_tf  # noqa: F401  (registers the custom layers)
     from centernet_tf.config import load_config
     from centernet_tf.data.loaders import load_split

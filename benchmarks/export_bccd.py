@@ -27,7 +27,6 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # before TensorFlow is impor
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-import keras  # noqa: E402
 import numpy as np  # noqa: E402
 
 from benchmarks.bccd import machine  # noqa: E402
@@ -38,6 +37,7 @@ from centernet_tf.data.pipeline import read_image  # noqa: E402
 from centernet_tf.evaluation import evaluate_detector  # noqa: E402
 from centernet_tf.export import export_saved_model, export_tflite, model_input_size, representative_images  # noqa: E402
 from centernet_tf.inference import KerasDetector, SavedModelDetector, TFLiteDetector  # noqa: E402
+from centernet_tf.model import load_centernet  # noqa: E402
 from centernet_tf.training import decoder_from_config  # noqa: E402
 
 

@@ -42,6 +42,7 @@ from centernet_tf.export import (  # noqa: E402
     representative_images,
 )
 from centernet_tf.inference import TFLiteDetector, tflite_interpreter  # noqa: E402
+from centernet_tf.model import load_centernet  # noqa: E402
 from centernet_tf.training import decoder_from_config, model_from_config  # noqa: E402
 
 
