@@ -4,7 +4,7 @@
     python benchmarks/tflite_profile.py --config configs/bccd.yaml      # an untrained model of that config
 
 The Python TFLite interpreter has no per-op profiler, so the network is cut into prefixes (input -> end of
-backbone, -> end of each upsampling block, -> the three heads, -> the decoded detections) and every prefix is
+backbone, -> end of the neck, -> the three heads, -> the decoded detections) and every prefix is
 converted and timed on its own; a segment's cost is the difference between consecutive prefixes. int8
 prefixes are integer end to end with float input and output, like the exported int8 file, whose own
 ``invoke`` and full ``detect`` (letterbox + invoke + undo letterbox) times are reported beside them.
@@ -47,11 +47,8 @@ from centernet_tf.training import decoder_from_config, model_from_config  # noqa
 
 
 def prefixes(model: keras.Model) -> dict[str, keras.Model]:
-    """Sub-models from the input to the end of the backbone, of each upsampling block and of the heads."""
-    # The deconv3 neck's first layer reads the backbone's stride-32 features in the outer graph.
-    cuts = {"backbone": model.get_layer("decoder1_deconv").input}
-    cuts.update({f"decoder{i}": model.get_layer(f"decoder{i}_relu").output for i in (1, 2, 3)})
-    cuts["heads"] = model.outputs
+    """Sub-models from the input to the end of the backbone (all its levels), of the neck and of the heads."""
+    cuts = {"backbone": model.part_outputs["backbone"], "neck": model.part_outputs["neck"], "heads": model.outputs}
     return {name: keras.Model(model.input, out, name=f"{model.name}_{name}") for name, out in cuts.items()}
 
 
@@ -140,7 +137,7 @@ def main(argv: list[str] | None = None) -> int:
         variant, part = key.split("/")
         variants.setdefault(variant, {})[part] = ms
     segments = {}
-    order = ["backbone", "decoder1", "decoder2", "decoder3", "heads", "detections"]
+    order = ["backbone", "neck", "heads", "detections"]
     for variant, parts in variants.items():
         if "backbone" in parts:
             previous, segment = 0.0, {}

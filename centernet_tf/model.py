@@ -100,7 +100,8 @@ class CenterNet(keras.Model):
         if class_names is not None and len(class_names) != num_classes:
             raise ValueError(f"{len(class_names)} class names for {num_classes} classes")
         image = keras.Input(shape=backbone.input_shape[1:], name="image")
-        stacks = build_neck(neck, backbone(image))
+        pyramid = backbone(image)
+        stacks = build_neck(neck, pyramid)
         outputs: dict[str, keras.KerasTensor] = {}
         head_layers: list[dict[str, layers.Layer]] = []
         for stack, features in enumerate(stacks):
@@ -134,6 +135,9 @@ class CenterNet(keras.Model):
         #: The final 1x1 convolution of each head of the last stack (export keeps them float in int8 files).
         self.head_output_layers = head_layers[-1]
         self.output_stride = self._derive_output_stride(outputs["heatmap"])
+        #: Symbolic outputs of the parts in this graph, to cut sub-models (profiling, features) without
+        #: looking layers up by name: the backbone's levels and the last stack's neck features.
+        self.part_outputs = {"backbone": list(pyramid.values()), "neck": stacks[-1]}
         self.term_trackers = {term: keras.metrics.Mean(name=f"{term}_loss") for term in LOSS_TERMS}
 
     def _derive_output_stride(self, heatmap: keras.KerasTensor) -> int:

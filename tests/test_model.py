@@ -320,3 +320,21 @@ def test_heads_start_at_the_focal_prior(neck: str) -> None:
     prior = 1.0 / (1.0 + np.exp(-HEATMAP_BIAS_INIT))
     assert np.abs(out["heatmap"].numpy() - prior).max() < 0.03
     assert np.abs(out["wh"].numpy()).max() < 0.05 and np.abs(out["offset"].numpy()).max() < 0.05
+
+
+def test_part_outputs_cut_the_model_without_layer_names(tmp_path: Path) -> None:
+    """``part_outputs`` gives the backbone levels and the neck features in the model's own graph, also after
+    a save / load, so a sub-model up to either part computes what the full model computes there."""
+    model = build_centernet(2, "resnet10_slim", (64, 64, 3), neck="fpn")
+    model.save(tmp_path / "m.keras")
+    loaded = centernet_tf.load_centernet(tmp_path / "m.keras")
+    images = np.random.default_rng(2).uniform(0, 255, (1, 64, 64, 3)).astype("float32")
+    backbone = keras.Model(loaded.input, loaded.part_outputs["backbone"])(images)
+    assert [tuple(level.shape[1:3]) for level in backbone] == [(16, 16), (8, 8), (4, 4), (2, 2)]
+    expected = loaded.backbone(images)
+    for got, key in zip(backbone, ("P2", "P3", "P4", "P5")):
+        np.testing.assert_allclose(got, expected[key], atol=1e-5)
+    neck = keras.Model(loaded.input, loaded.part_outputs["neck"])(images)
+    assert tuple(neck.shape) == (1, 16, 16, 64)
+    head = loaded.get_layer("heatmap_head_conv")  # only to check the cut against the head's input
+    np.testing.assert_allclose(head(neck), keras.Model(loaded.input, head.output)(images), atol=1e-4)
