@@ -12,6 +12,8 @@ from keras import layers, ops
 #: default (0.99) lags far behind the weights in short runs: measured on the shapes demo, heatmap peaks at
 #: inference were half of those in training mode.
 BN_MOMENTUM = 0.9
+#: PyTorch's BatchNorm epsilon (Keras' default is 1e-3): layers meant to run PyTorch weights use it.
+TORCH_BN_EPSILON = 1e-5
 
 
 @keras.saving.register_keras_serializable(package="centernet_tf")

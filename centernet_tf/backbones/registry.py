@@ -65,11 +65,16 @@ def available_backbones() -> list[str]:
 
 
 def build_backbone(
-    name: str, input_shape: tuple[int | None, int | None, int] = (512, 512, 3), weights: str | None = None
+    name: str,
+    input_shape: tuple[int | None, int | None, int] = (512, 512, 3),
+    weights: str | None = None,
+    normalization: Mapping[str, Any] | None = None,
 ) -> keras.Model:
     """The nested backbone model: RGB 0-255 ``input_shape`` -> normalisation -> ``{"P{level}": features}``.
 
     ``weights``: None (random init), ``"imagenet"`` (download, or the Keras cache) or a local weights file.
+    ``normalization``: ``{"mean": ..., "std": ..., "bgr": ...}`` (as :class:`ImageNormalization`) replacing the
+    registered one, for weights trained with another (e.g. the original CenterNet checkpoints' COCO statistics).
     """
     spec = get_backbone(name)
     height, width = input_shape[0], input_shape[1]
@@ -80,7 +85,8 @@ def build_backbone(
                 f"got {tuple(input_shape[:2])}"
             )
     image = keras.Input(shape=tuple(input_shape), name="image")
-    normalised = ImageNormalization(spec.mean, spec.std, spec.bgr, name="normalize")(image)
+    settings = {"mean": spec.mean, "std": spec.std, "bgr": spec.bgr, **(normalization or {})}
+    normalised = ImageNormalization(**settings, name="normalize")(image)
     pyramid = spec.build(normalised, weights)
     if not pyramid or not all(_is_level(key) for key in pyramid):
         raise ValueError(f"backbone {name!r} must return a non-empty dict keyed 'P<level>', got {list(pyramid)}")

@@ -1,0 +1,115 @@
+"""The original CenterNet's archs in Keras: parameter counts and checkpoint conversion against PyTorch twins."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from centernet_tf import convert
+from centernet_tf.convert import build_original_arch, load_official_checkpoint
+from centernet_tf.model import load_centernet
+
+torch = pytest.importorskip("torch", reason='the conversion tests need PyTorch: pip install -e ".[pretrained]"')
+from tests.torch_reference import PoseResNet, fill_randomly, original_preprocess  # noqa: E402
+
+REPO = Path(__file__).resolve().parents[1]
+
+#: Trainable parameters of the original code's networks for 80 classes (its default head_conv per arch).
+ORIGINAL_PARAMETER_COUNTS = {"res_18": 15_820_372, "res_101": 53_435_476}
+
+
+def _trainable_parameters(model) -> int:
+    return int(sum(np.prod(w.shape) for w in model.trainable_weights))
+
+
+@pytest.mark.parametrize("arch", sorted(ORIGINAL_PARAMETER_COUNTS))
+def test_parameter_counts_equal_the_original_code(arch: str) -> None:
+    model = build_original_arch(arch, 80, (None, None))
+    assert _trainable_parameters(model) == ORIGINAL_PARAMETER_COUNTS[arch]
+    assert model.class_names[0] == "person" and len(model.class_names) == 80
+
+
+def test_pytorch_twin_parameter_counts_match_too() -> None:
+    """The reference twin is the original layout: the same counts, so the comparisons below mean something."""
+    twin = PoseResNet(18, 80)
+    assert sum(p.numel() for p in twin.parameters()) == ORIGINAL_PARAMETER_COUNTS["res_18"]
+
+
+def _save_original_checkpoint(network: torch.nn.Module, path: Path) -> Path:
+    """As the original ``save_model`` writes it from a DataParallel model: keys prefixed ``module.``."""
+    state = {f"module.{key}": value for key, value in network.state_dict().items()}
+    torch.save({"epoch": 140, "state_dict": state}, path)
+    return path
+
+
+def _compare_on_an_image(network: torch.nn.Module, model, size: tuple[int, int], atol: float) -> None:
+    pixels = np.random.default_rng(3).integers(0, 256, size=(1, *size, 3), dtype=np.uint8)
+    mean, std = convert.ORIGINAL_NORMALIZATION["coco"]
+    with torch.no_grad():
+        reference = network(original_preprocess(torch.from_numpy(pixels), mean, std))[-1]
+    got = model(pixels.astype(np.float32), training=False)
+    expected = {
+        "heatmap": torch.sigmoid(reference["hm"]), "wh": reference["wh"], "offset": reference["reg"],
+    }
+    for term, value in expected.items():
+        want = value.permute(0, 2, 3, 1).numpy()
+        assert got[term].shape == want.shape
+        assert float(np.abs(want).max()) > 1e-3  # not a comparison of zeros
+        np.testing.assert_allclose(got[term].numpy(), want, atol=atol, rtol=0, err_msg=term)
+
+
+@pytest.mark.parametrize("depth, atol", [(18, 1e-4), (101, 1e-3)])
+def test_converted_resnet_checkpoint_gives_the_original_outputs(tmp_path: Path, depth: int, atol: float) -> None:
+    network = fill_randomly(PoseResNet(depth, num_classes=5), seed=depth)
+    path = _save_original_checkpoint(network, tmp_path / f"ctdet_res{depth}.pth")
+    size = (96, 128)  # non-square, and odd feature-map sizes deeper down (3 x 4 at stride 32)
+    model = load_official_checkpoint(path, f"res_{depth}", input_size=size)
+    assert model.num_classes == 5 and model.class_names is None
+    _compare_on_an_image(network, model, size, atol)
+
+
+def test_conversion_cli_writes_a_keras_file_that_predicts(tmp_path: Path) -> None:
+    network = fill_randomly(PoseResNet(18, num_classes=80), seed=1)
+    path = _save_original_checkpoint(network, tmp_path / "ctdet_coco_res18.pth")
+    output = tmp_path / "res18.keras"
+    done = subprocess.run(
+        [sys.executable, "-m", "centernet_tf.convert", str(path), "--arch", "res_18", "--output", str(output),
+         "--input-size", "64", "96"],
+        cwd=REPO, capture_output=True, text=True, timeout=300,
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "80 classes" in done.stdout
+    model = load_centernet(output)
+    assert model.class_names[:2] == ["person", "bicycle"] and model.input_shape[1:3] == (64, 96)
+    _compare_on_an_image(network, model, (64, 96), 1e-4)
+
+
+def test_checkpoints_that_do_not_fit_are_errors_naming_the_keys(tmp_path: Path) -> None:
+    state = {key: value.numpy() for key, value in PoseResNet(18, num_classes=3).state_dict().items()}
+    broken = dict(state)
+    del broken["layer3.1.bn2.running_var"]
+    broken["layer5.0.conv1.weight"] = np.zeros((1, 1, 1, 1), np.float32)
+    broken["deconv_layers.3.weight"] = np.zeros((256, 128, 4, 4), np.float32)
+    with pytest.raises(ValueError) as error:
+        convert.model_from_state_dict(broken, "res_18", input_size=(64, 64))
+    message = str(error.value)
+    assert "stage3_block2_bn2 <- layer3.1.bn2.running_var" in message
+    assert "checkpoint tensors no Keras layer takes: layer5.0.conv1.weight" in message
+    assert "deconv_layers.3.weight -> decoder2_deconv: checkpoint (256, 128, 4, 4)" in message
+
+    with pytest.raises(ValueError, match=r"hm\.2\.weight -> heatmap: checkpoint \(3, 64, 1, 1\)"):
+        convert.model_from_state_dict(state, "res_18", num_classes=80, input_size=(64, 64))
+
+    with pytest.raises(ValueError, match=r"deformable convolution \(DCNv2\).*ctdet_coco_resdcn18"):
+        convert.model_from_state_dict(state, "resdcn_18")
+    dcn = {**state, "deconv_layers.0.conv_offset_mask.weight": np.zeros((27, 512, 3, 3), np.float32)}
+    with pytest.raises(ValueError, match=r"deformable-convolution \(DCNv2\) tensors \(deconv_layers\.0\.conv_"):
+        convert.model_from_state_dict(dcn, "res_18")
+    with pytest.raises(ValueError, match=r"unknown arch 'vgg_16'; archs that convert: res_101, res_18"):
+        convert.model_from_state_dict(state, "vgg_16")
+    with pytest.raises(FileNotFoundError, match="checkpoint not found"):
+        load_official_checkpoint(tmp_path / "missing.pth", "res_18")
