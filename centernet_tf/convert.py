@@ -24,6 +24,7 @@ from typing import Any
 
 import numpy as np
 
+from centernet_tf.backbones.dla import UNUSED_ORIGINAL_MODULES
 from centernet_tf.model import CenterNet, build_centernet
 from centernet_tf.torch_checkpoint import assign_state_dict, load_pth_state_dict
 
@@ -68,6 +69,8 @@ class OriginalArch:
     head_conv: int
     backbone_keys: Callable[[str], str | None]
     neck_keys: Callable[[str], str | None]
+    #: Modules of the original network that no output depends on: their tensors are dropped, not converted.
+    unused_modules: tuple[str, ...] = ()
 
 
 def _torchvision_resnet_key(name: str) -> str | None:
@@ -92,9 +95,22 @@ def _deconv_layers_key(name: str) -> str | None:
     return f"deconv_layers.{3 * block + (0 if part == 'deconv' else 1)}"
 
 
+def _prefixed(prefix: str, accept: Callable[[str], bool]) -> Callable[[str], str | None]:
+    """Keras layers named by their original module path, below ``prefix`` in the original network."""
+    return lambda name: f"{prefix}.{name}" if accept(name) else None
+
+
 ARCHS: dict[str, OriginalArch] = {
-    f"res_{depth}": OriginalArch(backbone, "deconv3_256", 64, _torchvision_resnet_key, _deconv_layers_key)
-    for depth, backbone in ((18, "resnet18"), (34, "resnet34"), (50, "resnet50_v1b"), (101, "resnet101_v1b"))
+    **{
+        f"res_{depth}": OriginalArch(backbone, "deconv3_256", 64, _torchvision_resnet_key, _deconv_layers_key)
+        for depth, backbone in ((18, "resnet18"), (34, "resnet34"), (50, "resnet50_v1b"), (101, "resnet101_v1b"))
+    },
+    "dlav0_34": OriginalArch(
+        "dla34", "ida_up", 256,
+        _prefixed("base", lambda name: "." in name),
+        _prefixed("dla_up", lambda name: name.startswith("ida_")),
+        tuple(f"base.{module}" for module in UNUSED_ORIGINAL_MODULES),
+    ),
 }
 
 #: Original archs that need deformable convolution, with what to use instead.
@@ -187,7 +203,7 @@ def model_from_state_dict(
     class_names: tuple[str, ...] | list[str] | None = None,
 ) -> CenterNet:
     """The Keras :class:`CenterNet` of ``arch`` holding an original state dict (``module.`` already removed)."""
-    _check_arch(arch)
+    spec = _check_arch(arch)
     dcn = sorted(key for key in state if DCN_KEY_MARKER in key)
     if dcn:
         raise ValueError(
@@ -202,7 +218,8 @@ def model_from_state_dict(
         num_classes = int(state[heatmap_bias].shape[0])
     model = build_original_arch(arch, num_classes, input_size, dataset, class_names)
     layers = [*model.backbone.layers, *(layer for layer in model.layers if layer is not model.backbone)]
-    assign_state_dict(layers, keras_to_torch_names(model, arch), state, f"the original {arch!r} with {num_classes} classes")
+    used = {key: value for key, value in state.items() if not key.startswith(tuple(f"{m}." for m in spec.unused_modules))}
+    assign_state_dict(layers, keras_to_torch_names(model, arch), used, f"the original {arch!r} with {num_classes} classes")
     return model
 
 

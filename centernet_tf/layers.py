@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from typing import Any
 
 import keras
+import numpy as np
 from keras import layers, ops
 
 #: Keras momentum of every BatchNorm layer: the reference implementation's PyTorch momentum 0.1. Keras'
@@ -56,4 +58,90 @@ class ImageNormalization(layers.Layer):
     def get_config(self) -> dict[str, Any]:
         config = super().get_config()
         config.update(mean=list(self.mean), std=list(self.std), bgr=self.bgr)
+        return config
+
+
+def conv_bn(
+    x: keras.KerasTensor,
+    filters: int,
+    kernel: int,
+    stride: int,
+    conv_name: str,
+    bn_name: str,
+    torch_layout: bool = True,
+) -> keras.KerasTensor:
+    """Bias-free convolution + BatchNorm; in ``torch_layout`` padded ``kernel // 2`` on every side and with
+    PyTorch's epsilon, so PyTorch weights give PyTorch's outputs. (Keras' ``"same"`` puts the extra row of a
+    strided convolution at the bottom only, which shifts every feature by half a pixel against PyTorch.)"""
+    if torch_layout and stride > 1 and kernel > 1:
+        x = layers.ZeroPadding2D(kernel // 2, name=f"{conv_name}_pad")(x)
+        padding = "valid"
+    else:
+        padding = "same"
+    x = layers.Conv2D(filters, kernel, strides=stride, padding=padding, use_bias=False, name=conv_name)(x)
+    return layers.BatchNormalization(epsilon=TORCH_BN_EPSILON if torch_layout else 1e-3, name=bn_name)(x)
+
+
+def bilinear_upsampling_kernel(size: int) -> np.ndarray:
+    """The ``size x size`` bilinear interpolation kernel (FCN's / the original DLA-up's ``fill_up_weights``)."""
+    factor = math.ceil(size / 2)
+    centre = (2 * factor - 1 - factor % 2) / (2.0 * factor)
+    profile = 1 - np.abs(np.arange(size) / factor - centre)
+    return np.outer(profile, profile).astype(np.float32)
+
+
+@keras.saving.register_keras_serializable(package="centernet_tf")
+class DepthwiseConv2DTranspose(layers.Layer):
+    """Per-channel transposed convolution: PyTorch's ``ConvTranspose2d(C, C, k, s, padding=p, groups=C)``.
+
+    Keras has no grouped ``Conv2DTranspose``; a dense one would hold ``C`` times the weights. This computes the
+    same thing from builtin ops only (so it runs in TFLite): insert ``s - 1`` zeros between pixels, pad
+    ``k - 1 - p`` on each side and run a valid depthwise convolution with the spatially flipped kernel. The
+    kernel is kept in PyTorch's orientation, ``(k, k, C, 1)``, and starts as bilinear upsampling.
+    """
+
+    def __init__(self, kernel_size: int, strides: int, padding: int, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.kernel_size = int(kernel_size)
+        self.strides = int(strides)
+        self.padding = int(padding)
+        if not self.strides - 1 <= self.kernel_size - 1 - self.padding <= self.kernel_size - 1:
+            raise ValueError(
+                f"unsupported kernel_size {kernel_size}, strides {strides}, padding {padding}: needs "
+                "0 <= padding <= kernel_size - strides"
+            )
+
+    def build(self, input_shape: Any) -> None:
+        channels = int(input_shape[-1])
+        bilinear = bilinear_upsampling_kernel(self.kernel_size)
+        self.kernel = self.add_weight(
+            name="kernel",
+            shape=(self.kernel_size, self.kernel_size, channels, 1),
+            initializer=lambda shape, dtype=None: ops.cast(
+                ops.tile(ops.reshape(bilinear, (*bilinear.shape, 1, 1)), (1, 1, shape[2], 1)), dtype or "float32"
+            ),
+        )
+
+    def call(self, x: Any) -> Any:
+        s, k, p = self.strides, self.kernel_size, self.padding
+        shape = ops.shape(x)
+        height, width, channels = shape[1], shape[2], x.shape[-1]
+        if s > 1:  # [B, H, 1, W, 1, C] padded to [B, H, s, W, s, C]: each pixel followed by s - 1 zeros
+            x = ops.pad(ops.expand_dims(ops.expand_dims(x, 2), 4), [[0, 0], [0, 0], [0, s - 1], [0, 0], [0, s - 1], [0, 0]])
+            x = ops.reshape(x, (-1, height * s, width * s, channels))
+        edge = k - 1 - p
+        # The last s - 1 zeros are not part of the dilated input, so the right / bottom pad is shorter by them.
+        x = ops.pad(x, [[0, 0], [edge, edge - (s - 1)], [edge, edge - (s - 1)], [0, 0]])
+        kernel = ops.cast(ops.flip(ops.flip(self.kernel, 0), 1), x.dtype)
+        return ops.depthwise_conv(x, kernel, strides=1, padding="valid")
+
+    def compute_output_shape(self, input_shape: Any) -> tuple:
+        def size(n: int | None) -> int | None:
+            return None if n is None else (n - 1) * self.strides - 2 * self.padding + self.kernel_size
+
+        return (input_shape[0], size(input_shape[1]), size(input_shape[2]), input_shape[3])
+
+    def get_config(self) -> dict[str, Any]:
+        config = super().get_config()
+        config.update(kernel_size=self.kernel_size, strides=self.strides, padding=self.padding)
         return config

@@ -12,7 +12,7 @@ import keras
 from keras import layers
 
 from centernet_tf.backbones.registry import features_by_stride
-from centernet_tf.layers import TORCH_BN_EPSILON
+from centernet_tf.layers import TORCH_BN_EPSILON, DepthwiseConv2DTranspose
 
 NeckBuilder = Callable[[Mapping[str, keras.KerasTensor]], list[keras.KerasTensor]]
 _NECKS: dict[str, NeckBuilder] = {}
@@ -110,3 +110,46 @@ def identity(pyramid: Mapping[str, keras.KerasTensor]) -> list[keras.KerasTensor
     """The backbone's finest features as they are (backbones that upsample themselves, e.g. hourglasses)."""
     by_stride = features_by_stride(pyramid)
     return [by_stride[min(by_stride)]]
+
+
+@register_neck("ida_up")
+def ida_up(pyramid: Mapping[str, keras.KerasTensor]) -> list[keras.KerasTensor]:
+    """The original CenterNet's ``DLAUp`` (``dlav0.py``): iterative deep aggregation from the coarsest level to
+    stride 4, built from the backbone's levels P2-P5 and their channels.
+
+    Stage ``i`` merges the levels from the ``i + 2``-th coarsest down: each is projected (1x1 conv + BN + ReLU)
+    to that level's channels, upsampled by a per-channel ``ConvTranspose2d(k=4, s=2, p=1)`` (bilinear at
+    start) to its resolution, and folded in one by one by 3x3 conv + BN + ReLU "nodes"; the node outputs
+    replace the coarser levels for the next stage. Layer names are the original module paths
+    (``ida_1.node_2.0``), which checkpoint conversion maps by.
+    """
+    by_stride = features_by_stride(pyramid)
+    strides = sorted(s for s in by_stride if s >= 4)
+    if len(strides) < 2 or strides[0] != 4:
+        raise ValueError(f"the ida_up neck needs backbone features from stride 4 on; got strides {sorted(by_stride)}")
+    features = [by_stride[s] for s in strides]
+    scales = list(strides)
+    for stage in range(len(features) - 1):
+        first = len(features) - stage - 2
+        target_channels = int(features[first].shape[-1])
+        merged, outputs = None, []
+        for j, (x, scale) in enumerate(zip(features[first:], scales[first:])):
+            name = f"ida_{stage}"
+            if int(x.shape[-1]) != target_channels:
+                x = layers.Conv2D(target_channels, 1, use_bias=False, name=f"{name}.proj_{j}.0")(x)
+                x = layers.BatchNormalization(epsilon=TORCH_BN_EPSILON, name=f"{name}.proj_{j}.1")(x)
+                x = layers.ReLU(name=f"{name}.proj_{j}.2")(x)
+            factor = scale // scales[first]
+            if factor > 1:
+                x = DepthwiseConv2DTranspose(2 * factor, factor, factor // 2, name=f"{name}.up_{j}")(x)
+            if merged is None:
+                merged = x
+                continue
+            merged = layers.Concatenate(name=f"{name}.node_{j}.concat")([merged, x])
+            merged = layers.Conv2D(target_channels, 3, padding="same", use_bias=False, name=f"{name}.node_{j}.0")(merged)
+            merged = layers.BatchNormalization(epsilon=TORCH_BN_EPSILON, name=f"{name}.node_{j}.1")(merged)
+            merged = layers.ReLU(name=f"{name}.node_{j}.2")(merged)
+            outputs.append(merged)
+        features[first + 1:] = outputs
+        scales[first + 1:] = [scales[first]] * len(outputs)
+    return [merged]

@@ -33,7 +33,7 @@ def torch_tensors_for(layer: Any, module: str, state: Mapping[str, np.ndarray]) 
     bias = [f"{module}.bias"] if getattr(layer, "use_bias", False) else []
     if kind == "BatchNormalization":
         return take([f"{module}.{field}" for field in BN_FIELDS])
-    if kind == "DepthwiseConv2D":  # (C, 1, kh, kw) -> (kh, kw, C, 1)
+    if kind in ("DepthwiseConv2D", "DepthwiseConv2DTranspose"):  # (C, 1, kh, kw) -> (kh, kw, C, 1)
         return take([f"{module}.weight", *bias], lambda w: w.transpose(2, 3, 0, 1))
     if kind == "Conv2DTranspose":  # (in, out, kh, kw) -> (kh, kw, out, in); both frameworks use the adjoint
         return take([f"{module}.weight", *bias], lambda w: w.transpose(2, 3, 1, 0))

@@ -14,12 +14,17 @@ from centernet_tf.convert import build_original_arch, load_official_checkpoint
 from centernet_tf.model import load_centernet
 
 torch = pytest.importorskip("torch", reason='the conversion tests need PyTorch: pip install -e ".[pretrained]"')
-from tests.torch_reference import PoseResNet, fill_randomly, original_preprocess  # noqa: E402
+from tests.torch_reference import DLASeg, PoseResNet, fill_randomly, original_preprocess  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 
 #: Trainable parameters of the original code's networks for 80 classes (its default head_conv per arch).
-ORIGINAL_PARAMETER_COUNTS = {"res_18": 15_820_372, "res_101": 53_435_476}
+ORIGINAL_PARAMETER_COUNTS = {"res_18": 15_820_372, "res_101": 53_435_476, "dlav0_34": 18_474_476}
+#: Of those, parameters no output depends on, which the Keras models leave out: DLA-34's ImageNet classifier
+#: (512 x 1000 + 1000) and the projections of its two-level trees (levels 3 and 4), recomputed by their subtrees.
+UNUSED_PARAMETERS = {"dlav0_34": 513_000 + 41_728}
+TWINS = {"res_18": lambda classes: PoseResNet(18, classes), "res_101": lambda classes: PoseResNet(101, classes),
+         "dlav0_34": lambda classes: DLASeg(classes)}
 
 
 def _trainable_parameters(model) -> int:
@@ -29,14 +34,20 @@ def _trainable_parameters(model) -> int:
 @pytest.mark.parametrize("arch", sorted(ORIGINAL_PARAMETER_COUNTS))
 def test_parameter_counts_equal_the_original_code(arch: str) -> None:
     model = build_original_arch(arch, 80, (None, None))
-    assert _trainable_parameters(model) == ORIGINAL_PARAMETER_COUNTS[arch]
+    expected = ORIGINAL_PARAMETER_COUNTS[arch] - UNUSED_PARAMETERS.get(arch, 0)
+    assert _trainable_parameters(model) == expected
     assert model.class_names[0] == "person" and len(model.class_names) == 80
 
 
-def test_pytorch_twin_parameter_counts_match_too() -> None:
-    """The reference twin is the original layout: the same counts, so the comparisons below mean something."""
-    twin = PoseResNet(18, 80)
-    assert sum(p.numel() for p in twin.parameters()) == ORIGINAL_PARAMETER_COUNTS["res_18"]
+@pytest.mark.parametrize("arch", ["res_18", "dlav0_34"])
+def test_pytorch_twins_have_the_original_counts_and_unused_parameters(arch: str) -> None:
+    """The reference twins are the original layout (same counts, so the comparisons below mean something), and
+    the parameters the Keras models leave out are exactly those of the modules named unused."""
+    twin = TWINS[arch](80)
+    assert sum(p.numel() for p in twin.parameters()) == ORIGINAL_PARAMETER_COUNTS[arch]
+    unused = convert.ARCHS[arch].unused_modules
+    dropped = sum(p.numel() for name, p in twin.named_parameters() if name.startswith(tuple(f"{m}." for m in unused)))
+    assert dropped == UNUSED_PARAMETERS.get(arch, 0)
 
 
 def _save_original_checkpoint(network: torch.nn.Module, path: Path) -> Path:
@@ -62,12 +73,12 @@ def _compare_on_an_image(network: torch.nn.Module, model, size: tuple[int, int],
         np.testing.assert_allclose(got[term].numpy(), want, atol=atol, rtol=0, err_msg=term)
 
 
-@pytest.mark.parametrize("depth, atol", [(18, 1e-4), (101, 1e-3)])
-def test_converted_resnet_checkpoint_gives_the_original_outputs(tmp_path: Path, depth: int, atol: float) -> None:
-    network = fill_randomly(PoseResNet(depth, num_classes=5), seed=depth)
-    path = _save_original_checkpoint(network, tmp_path / f"ctdet_res{depth}.pth")
+@pytest.mark.parametrize("arch, atol", [("res_18", 1e-4), ("res_101", 1e-3), ("dlav0_34", 1e-4)])
+def test_converted_checkpoint_gives_the_original_outputs(tmp_path: Path, arch: str, atol: float) -> None:
+    network = fill_randomly(TWINS[arch](5), seed=len(arch))
+    path = _save_original_checkpoint(network, tmp_path / f"ctdet_{arch}.pth")
     size = (96, 128)  # non-square, and odd feature-map sizes deeper down (3 x 4 at stride 32)
-    model = load_official_checkpoint(path, f"res_{depth}", input_size=size)
+    model = load_official_checkpoint(path, arch, input_size=size)
     assert model.num_classes == 5 and model.class_names is None
     _compare_on_an_image(network, model, size, atol)
 
@@ -109,7 +120,30 @@ def test_checkpoints_that_do_not_fit_are_errors_naming_the_keys(tmp_path: Path) 
     dcn = {**state, "deconv_layers.0.conv_offset_mask.weight": np.zeros((27, 512, 3, 3), np.float32)}
     with pytest.raises(ValueError, match=r"deformable-convolution \(DCNv2\) tensors \(deconv_layers\.0\.conv_"):
         convert.model_from_state_dict(dcn, "res_18")
-    with pytest.raises(ValueError, match=r"unknown arch 'vgg_16'; archs that convert: res_101, res_18"):
+    with pytest.raises(ValueError, match=r"unknown arch 'vgg_16'; archs that convert: dlav0_34, res_101, res_18"):
         convert.model_from_state_dict(state, "vgg_16")
     with pytest.raises(FileNotFoundError, match="checkpoint not found"):
         load_official_checkpoint(tmp_path / "missing.pth", "res_18")
+
+
+@pytest.mark.parametrize("factor", [2, 4])
+def test_depthwise_transposed_convolution_equals_pytorch_grouped_one(factor: int) -> None:
+    from centernet_tf.layers import DepthwiseConv2DTranspose, bilinear_upsampling_kernel
+
+    channels, kernel, padding = 3, 2 * factor, factor // 2
+    reference = torch.nn.ConvTranspose2d(channels, channels, kernel, factor, padding, groups=channels, bias=False)
+    layer = DepthwiseConv2DTranspose(kernel, factor, padding)
+    x = np.random.default_rng(factor).normal(size=(2, 5, 7, channels)).astype(np.float32)
+    layer.build(x.shape)
+    # Starts as the original's bilinear upsampling (its fill_up_weights), e.g. 1/16 * [1 3 3 1]^2 for factor 2.
+    if factor == 2:
+        np.testing.assert_allclose(bilinear_upsampling_kernel(4), np.outer([1, 3, 3, 1], [1, 3, 3, 1]) / 16)
+    np.testing.assert_allclose(layer.kernel.numpy()[:, :, 1, 0], bilinear_upsampling_kernel(kernel))
+    with torch.no_grad():
+        reference.weight.normal_()
+    layer.set_weights([reference.weight.detach().numpy().transpose(2, 3, 0, 1)])
+    with torch.no_grad():
+        want = reference(torch.from_numpy(x).permute(0, 3, 1, 2)).permute(0, 2, 3, 1).numpy()
+    got = layer(x).numpy()
+    assert got.shape == want.shape == (2, 5 * factor, 7 * factor, channels)
+    np.testing.assert_allclose(got, want, atol=1e-5)

@@ -136,3 +136,160 @@ def original_preprocess(rgb_uint8: torch.Tensor, mean_bgr: tuple, std_bgr: tuple
     bgr = rgb_uint8.float().flip(-1) / 255.0
     normalised = (bgr - torch.tensor(mean_bgr)) / torch.tensor(std_bgr)
     return normalised.permute(0, 3, 1, 2).contiguous()
+
+
+class DLABasicBlock(nn.Module):
+    """``dlav0.py``'s BasicBlock: the residual comes from outside (the tree), there is no downsample of its own."""
+
+    def __init__(self, inplanes: int, planes: int, stride: int = 1) -> None:
+        super().__init__()
+        self.conv1 = nn.Conv2d(inplanes, planes, 3, stride, 1, bias=False)
+        self.bn1 = nn.BatchNorm2d(planes)
+        self.conv2 = nn.Conv2d(planes, planes, 3, 1, 1, bias=False)
+        self.bn2 = nn.BatchNorm2d(planes)
+        self.relu = nn.ReLU(inplace=True)
+
+    def forward(self, x: torch.Tensor, residual: torch.Tensor | None = None) -> torch.Tensor:
+        residual = x if residual is None else residual
+        out = self.relu(self.bn1(self.conv1(x)))
+        return self.relu(self.bn2(self.conv2(out)) + residual)
+
+
+class Root(nn.Module):
+    def __init__(self, in_channels: int, out_channels: int) -> None:
+        super().__init__()
+        self.conv = nn.Conv2d(in_channels, out_channels, 1, bias=False)
+        self.bn = nn.BatchNorm2d(out_channels)
+        self.relu = nn.ReLU(inplace=True)
+
+    def forward(self, *children: torch.Tensor) -> torch.Tensor:
+        return self.relu(self.bn(self.conv(torch.cat(children, 1))))
+
+
+class Tree(nn.Module):
+    """A DLA tree. As in the original, a tree of two levels computes its own ``project`` but its first subtree
+    recomputes the residual with its own: the outer ``project`` holds parameters that no output depends on."""
+
+    def __init__(self, levels: int, in_channels: int, out_channels: int, stride: int = 1,
+                 level_root: bool = False, root_dim: int = 0) -> None:
+        super().__init__()
+        root_dim = root_dim or 2 * out_channels
+        if level_root:
+            root_dim += in_channels
+        if levels == 1:
+            self.tree1 = DLABasicBlock(in_channels, out_channels, stride)
+            self.tree2 = DLABasicBlock(out_channels, out_channels, 1)
+            self.root = Root(root_dim, out_channels)
+        else:
+            self.tree1 = Tree(levels - 1, in_channels, out_channels, stride)
+            self.tree2 = Tree(levels - 1, out_channels, out_channels, root_dim=root_dim + out_channels)
+        self.level_root = level_root
+        self.levels = levels
+        self.downsample = nn.MaxPool2d(stride, stride) if stride > 1 else None
+        self.project = None
+        if in_channels != out_channels:
+            self.project = nn.Sequential(nn.Conv2d(in_channels, out_channels, 1, bias=False),
+                                         nn.BatchNorm2d(out_channels))
+
+    def forward(self, x: torch.Tensor, residual: torch.Tensor | None = None,
+                children: list[torch.Tensor] | None = None) -> torch.Tensor:
+        children = [] if children is None else children
+        bottom = self.downsample(x) if self.downsample else x
+        residual = self.project(bottom) if self.project else bottom
+        if self.level_root:
+            children.append(bottom)
+        x1 = self.tree1(x, residual)
+        if self.levels == 1:
+            return self.root(self.tree2(x1, x1), x1, *children)
+        children.append(x1)
+        return self.tree2(x1, children=children)
+
+
+def _conv_level(inplanes: int, planes: int, stride: int = 1) -> nn.Sequential:
+    return nn.Sequential(nn.Conv2d(inplanes, planes, 3, stride, 1, bias=False), nn.BatchNorm2d(planes),
+                         nn.ReLU(inplace=True))
+
+
+class DLA34(nn.Module):
+    CHANNELS = (16, 32, 64, 128, 256, 512)
+
+    def __init__(self) -> None:
+        super().__init__()
+        c = self.CHANNELS
+        self.base_layer = nn.Sequential(nn.Conv2d(3, c[0], 7, 1, 3, bias=False), nn.BatchNorm2d(c[0]),
+                                        nn.ReLU(inplace=True))
+        self.level0 = _conv_level(c[0], c[0])
+        self.level1 = _conv_level(c[0], c[1], 2)
+        self.level2 = Tree(1, c[1], c[2], 2)
+        self.level3 = Tree(2, c[2], c[3], 2, level_root=True)
+        self.level4 = Tree(2, c[3], c[4], 2, level_root=True)
+        self.level5 = Tree(1, c[4], c[5], 2, level_root=True)
+        self.fc = nn.Conv2d(c[5], 1000, 1)  # the ImageNet classifier: in the checkpoints, unused by detection
+
+    def forward(self, x: torch.Tensor) -> list[torch.Tensor]:
+        levels = []
+        x = self.base_layer(x)
+        for i in range(6):
+            x = getattr(self, f"level{i}")(x)
+            levels.append(x)
+        return levels
+
+
+class IDAUp(nn.Module):
+    def __init__(self, out_dim: int, channels: list[int], up_factors: list[int]) -> None:
+        super().__init__()
+        self.count = len(channels)
+        for i, (c, factor) in enumerate(zip(channels, up_factors)):
+            proj = nn.Identity() if c == out_dim else nn.Sequential(
+                nn.Conv2d(c, out_dim, 1, bias=False), nn.BatchNorm2d(out_dim), nn.ReLU(inplace=True))
+            up = nn.Identity() if factor == 1 else nn.ConvTranspose2d(
+                out_dim, out_dim, factor * 2, stride=factor, padding=factor // 2, groups=out_dim, bias=False)
+            setattr(self, f"proj_{i}", proj)
+            setattr(self, f"up_{i}", up)
+        for i in range(1, len(channels)):
+            setattr(self, f"node_{i}", nn.Sequential(
+                nn.Conv2d(out_dim * 2, out_dim, 3, 1, 1, bias=False), nn.BatchNorm2d(out_dim), nn.ReLU(inplace=True)))
+
+    def forward(self, layers: list[torch.Tensor]) -> tuple[torch.Tensor, list[torch.Tensor]]:
+        layers = [getattr(self, f"up_{i}")(getattr(self, f"proj_{i}")(x)) for i, x in enumerate(layers)]
+        x, outputs = layers[0], []
+        for i in range(1, len(layers)):
+            x = getattr(self, f"node_{i}")(torch.cat([x, layers[i]], 1))
+            outputs.append(x)
+        return x, outputs
+
+
+class DLAUp(nn.Module):
+    def __init__(self, channels: list[int], scales: list[int]) -> None:
+        super().__init__()
+        in_channels, scales = list(channels), list(scales)
+        for i in range(len(channels) - 1):
+            j = -i - 2
+            setattr(self, f"ida_{i}", IDAUp(channels[j], in_channels[j:], [s // scales[j] for s in scales[j:]]))
+            scales[j + 1:] = [scales[j]] * len(scales[j + 1:])
+            in_channels[j + 1:] = [channels[j]] * len(in_channels[j + 1:])
+        self.count = len(channels)
+
+    def forward(self, layers: list[torch.Tensor]) -> torch.Tensor:
+        layers = list(layers)
+        for i in range(self.count - 1):
+            x, outputs = getattr(self, f"ida_{i}")(layers[-i - 2:])
+            layers[-i - 1:] = outputs
+        return x
+
+
+class DLASeg(nn.Module):
+    """``dlav0.py`` with ``dla34``: DLA-34, DLAUp from stride 4 (first level 2), heads with ``head_conv`` 256."""
+
+    def __init__(self, num_classes: int, head_conv: int = 256) -> None:
+        super().__init__()
+        self.base = DLA34()
+        channels = list(DLA34.CHANNELS[2:])
+        self.dla_up = DLAUp(channels, [2**i for i in range(len(channels))])
+        self.heads = {"hm": num_classes, **REGRESSION_HEADS}
+        for head, classes in self.heads.items():
+            setattr(self, head, _head(channels[0], head_conv, classes))
+
+    def forward(self, x: torch.Tensor) -> list[dict[str, torch.Tensor]]:
+        x = self.dla_up(self.base(x)[2:])
+        return [{head: getattr(self, head)(x) for head in self.heads}]

@@ -13,37 +13,23 @@ import keras
 from keras import layers
 
 from centernet_tf.backbones.registry import check_weights_argument, load_builder_weights, register_backbone
-from centernet_tf.layers import TORCH_BN_EPSILON
+from centernet_tf.layers import conv_bn
 
 _IMAGENET_MEAN = (123.675, 116.28, 103.53)
 _IMAGENET_STD = (58.395, 57.12, 57.375)
 
 
-def _conv_bn(
-    x: keras.KerasTensor, filters: int, kernel: int, stride: int, name: str, bn_name: str, torch_layout: bool
-) -> keras.KerasTensor:
-    """Bias-free convolution + BatchNorm; in torch layout padded ``kernel // 2`` on every side, as PyTorch."""
-    if torch_layout and stride > 1 and kernel > 1:
-        x = layers.ZeroPadding2D(kernel // 2, name=f"{name}_pad")(x)
-        padding = "valid"
-    else:
-        padding = "same"
-    x = layers.Conv2D(filters, kernel, strides=stride, padding=padding, use_bias=False, name=name)(x)
-    epsilon = TORCH_BN_EPSILON if torch_layout else 1e-3
-    return layers.BatchNormalization(epsilon=epsilon, name=bn_name)(x)
-
-
 def _shortcut(x: keras.KerasTensor, filters: int, stride: int, name: str, torch_layout: bool) -> keras.KerasTensor:
     if stride == 1 and x.shape[-1] == filters:
         return x
-    return _conv_bn(x, filters, 1, stride, f"{name}_down_conv", f"{name}_down_bn", torch_layout)
+    return conv_bn(x, filters, 1, stride, f"{name}_down_conv", f"{name}_down_bn", torch_layout)
 
 
 def _basic_block(x: keras.KerasTensor, filters: int, stride: int, name: str, torch_layout: bool) -> keras.KerasTensor:
     shortcut = _shortcut(x, filters, stride, name, torch_layout)
-    y = _conv_bn(x, filters, 3, stride, f"{name}_conv1", f"{name}_bn1", torch_layout)
+    y = conv_bn(x, filters, 3, stride, f"{name}_conv1", f"{name}_bn1", torch_layout)
     y = layers.ReLU(name=f"{name}_relu1")(y)
-    y = _conv_bn(y, filters, 3, 1, f"{name}_conv2", f"{name}_bn2", torch_layout)
+    y = conv_bn(y, filters, 3, 1, f"{name}_conv2", f"{name}_bn2", torch_layout)
     y = layers.Add(name=f"{name}_add")([shortcut, y])
     return layers.ReLU(name=f"{name}_out")(y)
 
@@ -53,11 +39,11 @@ def _bottleneck_block(
 ) -> keras.KerasTensor:
     """1x1 -> 3x3 (strided: "v1b", as torchvision) -> 1x1 with 4x ``filters`` outputs."""
     shortcut = _shortcut(x, filters * 4, stride, name, torch_layout)
-    y = _conv_bn(x, filters, 1, 1, f"{name}_conv1", f"{name}_bn1", torch_layout)
+    y = conv_bn(x, filters, 1, 1, f"{name}_conv1", f"{name}_bn1", torch_layout)
     y = layers.ReLU(name=f"{name}_relu1")(y)
-    y = _conv_bn(y, filters, 3, stride, f"{name}_conv2", f"{name}_bn2", torch_layout)
+    y = conv_bn(y, filters, 3, stride, f"{name}_conv2", f"{name}_bn2", torch_layout)
     y = layers.ReLU(name=f"{name}_relu2")(y)
-    y = _conv_bn(y, filters * 4, 1, 1, f"{name}_conv3", f"{name}_bn3", torch_layout)
+    y = conv_bn(y, filters * 4, 1, 1, f"{name}_conv3", f"{name}_bn3", torch_layout)
     y = layers.Add(name=f"{name}_add")([shortcut, y])
     return layers.ReLU(name=f"{name}_out")(y)
 
@@ -78,7 +64,7 @@ def resnet_pyramid(
     weights = check_weights_argument(weights)
     if weights == "imagenet":
         raise ValueError("This backbone has no downloadable ImageNet weights; pass None or a weights file.")
-    x = _conv_bn(image, width, 7, 2, "stem_conv", "stem_bn", torch_layout)
+    x = conv_bn(image, width, 7, 2, "stem_conv", "stem_bn", torch_layout)
     x = layers.ReLU(name="stem_relu")(x)
     if torch_layout:  # zeros pad like PyTorch's -inf here: the input is >= 0 after the ReLU
         x = layers.ZeroPadding2D(1, name="stem_pool_pad")(x)
