@@ -71,6 +71,10 @@ class OriginalArch:
     neck_keys: Callable[[str], str | None]
     #: Modules of the original network that no output depends on: their tensors are dropped, not converted.
     unused_modules: tuple[str, ...] = ()
+    #: ``(head, stack, num_stacks) -> (3x3 conv module, final 1x1 conv module)`` of the original heads.
+    head_modules: Callable[[str, int, int], tuple[str, str]] = lambda head, stack, stacks: (
+        (f"{head}.0", f"{head}.2") if stacks == 1 else (f"{head}.{stack}.0", f"{head}.{stack}.2")
+    )
 
 
 def _torchvision_resnet_key(name: str) -> str | None:
@@ -111,6 +115,13 @@ ARCHS: dict[str, OriginalArch] = {
         _prefixed("dla_up", lambda name: name.startswith("ida_")),
         tuple(f"base.{module}" for module in UNUSED_ORIGINAL_MODULES),
     ),
+    # The original hourglass ignores --head_conv: its heads are convolution(3, 256, 256, with_bn=False) + 1x1.
+    "hourglass": OriginalArch(
+        "hourglass104", "identity", 256,
+        lambda name: name if "." in name else None,
+        lambda name: None,
+        head_modules=lambda head, stack, stacks: (f"{head}.{stack}.0.conv", f"{head}.{stack}.1"),
+    ),
 }
 
 #: Original archs that need deformable convolution, with what to use instead.
@@ -130,14 +141,14 @@ def _check_arch(arch: str) -> OriginalArch:
     raise ValueError(f"unknown arch {arch!r}; archs that convert: {', '.join(sorted(ARCHS))}")
 
 
-def _head_keys(model: CenterNet) -> dict[str, str]:
-    """Keras head layer names -> original module names (``hm.0`` / ``hm.2``; ``hm.{stack}.0`` with stacks)."""
+def _head_keys(model: CenterNet, spec: OriginalArch) -> dict[str, str]:
+    """Keras head layer names -> original module names (e.g. ``hm.0`` / ``hm.2``)."""
     keys = {}
     for stack, prefix in enumerate(model.stack_prefixes):
         for term, head in TORCH_HEADS.items():
-            module = head if model.num_stacks == 1 else f"{head}.{stack}"
-            keys[f"{prefix}{term}_head_conv"] = f"{module}.0"
-            keys[f"{prefix}{term}"] = f"{module}.2"
+            conv, final = spec.head_modules(head, stack, model.num_stacks)
+            keys[f"{prefix}{term}_head_conv"] = conv
+            keys[f"{prefix}{term}"] = final
     return keys
 
 
@@ -153,7 +164,7 @@ def keras_to_torch_names(model: CenterNet, arch: str) -> dict[str, str]:
         key = spec.neck_keys(layer.name)
         if key is not None:
             names[layer.name] = key
-    names.update(_head_keys(model))
+    names.update(_head_keys(model, spec))
     return names
 
 
@@ -211,7 +222,7 @@ def model_from_state_dict(
             f"all), which TensorFlow and TFLite do not have: it was trained with a resdcn / dla arch and cannot be "
             f"converted. Archs that convert: {', '.join(sorted(ARCHS))}."
         )
-    heatmap_bias = next((key for key in ("hm.2.bias", "hm.1.2.bias") if key in state), None)
+    heatmap_bias = next((key for key in ("hm.2.bias", "hm.1.1.bias") if key in state), None)
     if num_classes is None:
         if heatmap_bias is None:
             raise ValueError("no heatmap head (hm.2.bias) in the checkpoint; pass num_classes")

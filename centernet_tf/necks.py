@@ -11,7 +11,7 @@ from collections.abc import Callable, Mapping
 import keras
 from keras import layers
 
-from centernet_tf.backbones.registry import features_by_stride
+from centernet_tf.backbones.registry import features_by_stride, pyramids_by_stack
 from centernet_tf.layers import TORCH_BN_EPSILON, DepthwiseConv2DTranspose
 
 NeckBuilder = Callable[[Mapping[str, keras.KerasTensor]], list[keras.KerasTensor]]
@@ -107,9 +107,13 @@ def fpn(pyramid: Mapping[str, keras.KerasTensor]) -> list[keras.KerasTensor]:
 
 @register_neck("identity")
 def identity(pyramid: Mapping[str, keras.KerasTensor]) -> list[keras.KerasTensor]:
-    """The backbone's finest features as they are (backbones that upsample themselves, e.g. hourglasses)."""
-    by_stride = features_by_stride(pyramid)
-    return [by_stride[min(by_stride)]]
+    """The backbone's finest features as they are, one map per stack (backbones that upsample themselves,
+    e.g. hourglasses, whose earlier stacks get heads of their own for intermediate supervision)."""
+    maps = []
+    for levels in pyramids_by_stack(pyramid):
+        by_stride = features_by_stride(levels)
+        maps.append(by_stride[min(by_stride)])
+    return maps
 
 
 @register_neck("ida_up")

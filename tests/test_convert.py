@@ -14,17 +14,19 @@ from centernet_tf.convert import build_original_arch, load_official_checkpoint
 from centernet_tf.model import load_centernet
 
 torch = pytest.importorskip("torch", reason='the conversion tests need PyTorch: pip install -e ".[pretrained]"')
-from tests.torch_reference import DLASeg, PoseResNet, fill_randomly, original_preprocess  # noqa: E402
+from tests.torch_reference import DLASeg, HourglassNet, PoseResNet, fill_randomly, original_preprocess  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 
 #: Trainable parameters of the original code's networks for 80 classes (its default head_conv per arch).
-ORIGINAL_PARAMETER_COUNTS = {"res_18": 15_820_372, "res_101": 53_435_476, "dlav0_34": 18_474_476}
+ORIGINAL_PARAMETER_COUNTS = {
+    "res_18": 15_820_372, "res_101": 53_435_476, "dlav0_34": 18_474_476, "hourglass": 191_284_008,
+}
 #: Of those, parameters no output depends on, which the Keras models leave out: DLA-34's ImageNet classifier
 #: (512 x 1000 + 1000) and the projections of its two-level trees (levels 3 and 4), recomputed by their subtrees.
 UNUSED_PARAMETERS = {"dlav0_34": 513_000 + 41_728}
 TWINS = {"res_18": lambda classes: PoseResNet(18, classes), "res_101": lambda classes: PoseResNet(101, classes),
-         "dlav0_34": lambda classes: DLASeg(classes)}
+         "dlav0_34": lambda classes: DLASeg(classes), "hourglass": lambda classes: HourglassNet(classes)}
 
 
 def _trainable_parameters(model) -> int:
@@ -61,23 +63,24 @@ def _compare_on_an_image(network: torch.nn.Module, model, size: tuple[int, int],
     pixels = np.random.default_rng(3).integers(0, 256, size=(1, *size, 3), dtype=np.uint8)
     mean, std = convert.ORIGINAL_NORMALIZATION["coco"]
     with torch.no_grad():
-        reference = network(original_preprocess(torch.from_numpy(pixels), mean, std))[-1]
+        stacks = network(original_preprocess(torch.from_numpy(pixels), mean, std))
     got = model(pixels.astype(np.float32), training=False)
-    expected = {
-        "heatmap": torch.sigmoid(reference["hm"]), "wh": reference["wh"], "offset": reference["reg"],
-    }
-    for term, value in expected.items():
-        want = value.permute(0, 2, 3, 1).numpy()
-        assert got[term].shape == want.shape
-        assert float(np.abs(want).max()) > 1e-3  # not a comparison of zeros
-        np.testing.assert_allclose(got[term].numpy(), want, atol=atol, rtol=0, err_msg=term)
+    assert len(stacks) == model.num_stacks
+    for prefix, reference in zip(model.stack_prefixes, stacks):  # every stack: intermediate supervision too
+        expected = {"heatmap": torch.sigmoid(reference["hm"]), "wh": reference["wh"], "offset": reference["reg"]}
+        for term, value in expected.items():
+            want = value.permute(0, 2, 3, 1).numpy()
+            assert got[prefix + term].shape == want.shape
+            assert float(np.abs(want).max()) > 1e-3  # not a comparison of zeros
+            np.testing.assert_allclose(got[prefix + term].numpy(), want, atol=atol, rtol=0, err_msg=prefix + term)
 
 
-@pytest.mark.parametrize("arch, atol", [("res_18", 1e-4), ("res_101", 1e-3), ("dlav0_34", 1e-4)])
+@pytest.mark.parametrize("arch, atol", [("res_18", 1e-4), ("res_101", 1e-3), ("dlav0_34", 1e-4), ("hourglass", 1e-3)])
 def test_converted_checkpoint_gives_the_original_outputs(tmp_path: Path, arch: str, atol: float) -> None:
     network = fill_randomly(TWINS[arch](5), seed=len(arch))
     path = _save_original_checkpoint(network, tmp_path / f"ctdet_{arch}.pth")
-    size = (96, 128)  # non-square, and odd feature-map sizes deeper down (3 x 4 at stride 32)
+    # Non-square; odd feature-map sizes deeper down (3 x 4 at stride 32); the hourglass needs multiples of 128.
+    size = (128, 256) if arch == "hourglass" else (96, 128)
     model = load_official_checkpoint(path, arch, input_size=size)
     assert model.num_classes == 5 and model.class_names is None
     _compare_on_an_image(network, model, size, atol)
@@ -120,7 +123,7 @@ def test_checkpoints_that_do_not_fit_are_errors_naming_the_keys(tmp_path: Path) 
     dcn = {**state, "deconv_layers.0.conv_offset_mask.weight": np.zeros((27, 512, 3, 3), np.float32)}
     with pytest.raises(ValueError, match=r"deformable-convolution \(DCNv2\) tensors \(deconv_layers\.0\.conv_"):
         convert.model_from_state_dict(dcn, "res_18")
-    with pytest.raises(ValueError, match=r"unknown arch 'vgg_16'; archs that convert: dlav0_34, res_101, res_18"):
+    with pytest.raises(ValueError, match=r"unknown arch 'vgg_16'; archs that convert: dlav0_34, hourglass, res_101, res_18"):
         convert.model_from_state_dict(state, "vgg_16")
     with pytest.raises(FileNotFoundError, match="checkpoint not found"):
         load_official_checkpoint(tmp_path / "missing.pth", "res_18")

@@ -293,3 +293,90 @@ class DLASeg(nn.Module):
     def forward(self, x: torch.Tensor) -> list[dict[str, torch.Tensor]]:
         x = self.dla_up(self.base(x)[2:])
         return [{head: getattr(self, head)(x) for head in self.heads}]
+
+
+class HGConvolution(nn.Module):
+    """``large_hourglass.py``'s ``convolution``: conv (bias only without BN) + BN + ReLU."""
+
+    def __init__(self, k: int, inp_dim: int, out_dim: int, stride: int = 1, with_bn: bool = True) -> None:
+        super().__init__()
+        self.conv = nn.Conv2d(inp_dim, out_dim, k, stride, (k - 1) // 2, bias=not with_bn)
+        self.bn = nn.BatchNorm2d(out_dim) if with_bn else nn.Sequential()
+        self.relu = nn.ReLU(inplace=True)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.relu(self.bn(self.conv(x)))
+
+
+class HGResidual(nn.Module):
+    def __init__(self, inp_dim: int, out_dim: int, stride: int = 1) -> None:
+        super().__init__()
+        self.conv1 = nn.Conv2d(inp_dim, out_dim, 3, stride, 1, bias=False)
+        self.bn1 = nn.BatchNorm2d(out_dim)
+        self.relu1 = nn.ReLU(inplace=True)
+        self.conv2 = nn.Conv2d(out_dim, out_dim, 3, 1, 1, bias=False)
+        self.bn2 = nn.BatchNorm2d(out_dim)
+        self.skip = nn.Sequential(nn.Conv2d(inp_dim, out_dim, 1, stride, bias=False), nn.BatchNorm2d(out_dim)) \
+            if stride != 1 or inp_dim != out_dim else nn.Sequential()
+        self.relu = nn.ReLU(inplace=True)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.relu(self.bn2(self.conv2(self.relu1(self.bn1(self.conv1(x))))) + self.skip(x))
+
+
+class KPModule(nn.Module):
+    """One hourglass level: ``up1`` at this resolution + ``low1`` (strided) -> ``low2`` (inner level or the
+    innermost residuals) -> ``low3`` -> nearest 2x upsampling."""
+
+    def __init__(self, n: int, dims: list[int], modules: list[int]) -> None:
+        super().__init__()
+        curr_mod, next_mod, curr_dim, next_dim = modules[0], modules[1], dims[0], dims[1]
+        self.up1 = nn.Sequential(*[HGResidual(curr_dim, curr_dim) for _ in range(curr_mod)])
+        self.low1 = nn.Sequential(HGResidual(curr_dim, next_dim, 2),
+                                  *[HGResidual(next_dim, next_dim) for _ in range(curr_mod - 1)])
+        if n > 1:
+            self.low2 = KPModule(n - 1, dims[1:], modules[1:])
+        else:
+            self.low2 = nn.Sequential(*[HGResidual(next_dim, next_dim) for _ in range(next_mod)])
+        self.low3 = nn.Sequential(*[HGResidual(next_dim, next_dim) for _ in range(curr_mod - 1)],
+                                  HGResidual(next_dim, curr_dim))
+        self.up2 = nn.Upsample(scale_factor=2)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.up1(x) + self.up2(self.low3(self.low2(self.low1(x))))
+
+
+class HourglassNet(nn.Module):
+    """``large_hourglass.py``'s ``HourglassNet`` (``exkp``): stem, two hourglasses with the inter-stack merge,
+    heads per stack (``convolution(3, 256, 256, with_bn=False)`` + Conv1x1), every stack's outputs returned."""
+
+    def __init__(self, num_classes: int, num_stacks: int = 2, n: int = 5,
+                 dims: tuple[int, ...] = (256, 256, 384, 384, 384, 512),
+                 modules: tuple[int, ...] = (2, 2, 2, 2, 2, 4), cnv_dim: int = 256) -> None:
+        super().__init__()
+        curr_dim = dims[0]
+        self.nstack = num_stacks
+        self.pre = nn.Sequential(HGConvolution(7, 3, 128, stride=2), HGResidual(128, 256, stride=2))
+        self.kps = nn.ModuleList([KPModule(n, list(dims), list(modules)) for _ in range(num_stacks)])
+        self.cnvs = nn.ModuleList([HGConvolution(3, curr_dim, cnv_dim) for _ in range(num_stacks)])
+        self.inters = nn.ModuleList([HGResidual(curr_dim, curr_dim) for _ in range(num_stacks - 1)])
+        self.inters_ = nn.ModuleList([nn.Sequential(nn.Conv2d(curr_dim, curr_dim, 1, bias=False),
+                                                    nn.BatchNorm2d(curr_dim)) for _ in range(num_stacks - 1)])
+        self.cnvs_ = nn.ModuleList([nn.Sequential(nn.Conv2d(cnv_dim, curr_dim, 1, bias=False),
+                                                  nn.BatchNorm2d(curr_dim)) for _ in range(num_stacks - 1)])
+        self.heads = {"hm": num_classes, **REGRESSION_HEADS}
+        for head, classes in self.heads.items():
+            setattr(self, head, nn.ModuleList([
+                nn.Sequential(HGConvolution(3, cnv_dim, curr_dim, with_bn=False), nn.Conv2d(curr_dim, classes, 1))
+                for _ in range(num_stacks)]))
+        self.relu = nn.ReLU(inplace=True)
+
+    def forward(self, image: torch.Tensor) -> list[dict[str, torch.Tensor]]:
+        inter = self.pre(image)
+        outs = []
+        for i in range(self.nstack):
+            cnv = self.cnvs[i](self.kps[i](inter))
+            outs.append({head: getattr(self, head)[i](cnv) for head in self.heads})
+            if i < self.nstack - 1:
+                inter = self.inters[i](self.relu(self.inters_[i](inter) + self.cnvs_[i](cnv)))
+        return outs

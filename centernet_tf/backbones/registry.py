@@ -88,8 +88,11 @@ def build_backbone(
     settings = {"mean": spec.mean, "std": spec.std, "bgr": spec.bgr, **(normalization or {})}
     normalised = ImageNormalization(**settings, name="normalize")(image)
     pyramid = spec.build(normalised, weights)
-    if not pyramid or not all(_is_level(key) for key in pyramid):
-        raise ValueError(f"backbone {name!r} must return a non-empty dict keyed 'P<level>', got {list(pyramid)}")
+    if not any(_is_level(key) for key in pyramid) or not all(_is_level(_unstacked(key)) for key in pyramid):
+        raise ValueError(
+            f"backbone {name!r} must return a dict keyed 'P<level>' (and 'stack<i>_P<level>' for earlier stacks), "
+            f"got {list(pyramid)}"
+        )
     model = keras.Model(image, dict(pyramid), name=name)
     for layer in model.layers:
         if isinstance(layer, layers.BatchNormalization):
@@ -101,9 +104,26 @@ def _is_level(key: str) -> bool:
     return key.startswith("P") and key[1:].isdigit()
 
 
+def _unstacked(key: str) -> str:
+    """``"stack1_P2"`` -> ``"P2"``."""
+    prefix, _, level = key.partition("_")
+    return level if prefix.startswith("stack") and prefix[5:].isdigit() else key
+
+
 def features_by_stride(pyramid: Mapping[str, Any]) -> dict[int, Any]:
-    """``{"P3": x, "P5": y}`` -> ``{8: x, 32: y}``."""
+    """``{"P3": x, "P5": y}`` -> ``{8: x, 32: y}`` (the last stack's levels; earlier stacks' keys are skipped)."""
     return {2 ** int(key[1:]): value for key, value in pyramid.items() if _is_level(key)}
+
+
+def pyramids_by_stack(pyramid: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """A backbone with several stacks (hourglasses) returns the last stack's levels as ``"P<level>"`` and earlier
+    stacks' as ``"stack<i>_P<level>"`` (1-based, the output keys' convention): one dict per stack, in order."""
+    stacks: dict[int, dict[str, Any]] = {}
+    for key, value in pyramid.items():
+        level = _unstacked(key)
+        stack = int(key.partition("_")[0][5:]) if level != key else 10**9  # the unprefixed stack is the last
+        stacks.setdefault(stack, {})[level] = value
+    return [stacks[stack] for stack in sorted(stacks)]
 
 
 def level_of_stride(stride: int) -> str:
