@@ -126,9 +126,11 @@ class DepthwiseConv2DTranspose(layers.Layer):
         s, k, p = self.strides, self.kernel_size, self.padding
         shape = ops.shape(x)
         height, width, channels = shape[1], shape[2], x.shape[-1]
-        if s > 1:  # [B, H, 1, W, 1, C] padded to [B, H, s, W, s, C]: each pixel followed by s - 1 zeros
-            x = ops.pad(ops.expand_dims(ops.expand_dims(x, 2), 4), [[0, 0], [0, 0], [0, s - 1], [0, 0], [0, s - 1], [0, 0]])
-            x = ops.reshape(x, (-1, height * s, width * s, channels))
+        if s > 1:  # each pixel followed by s - 1 zeros, along W then H (5-D at most: TFLite's PACK takes it)
+            zeros = [ops.zeros_like(x)] * (s - 1)
+            x = ops.reshape(ops.stack([x, *zeros], axis=3), (-1, height, width * s, channels))
+            zeros = [ops.zeros_like(x)] * (s - 1)
+            x = ops.reshape(ops.stack([x, *zeros], axis=2), (-1, height * s, width * s, channels))
         edge = k - 1 - p
         # The last s - 1 zeros are not part of the dilated input, so the right / bottom pad is shorter by them.
         x = ops.pad(x, [[0, 0], [edge, edge - (s - 1)], [edge, edge - (s - 1)], [0, 0]])

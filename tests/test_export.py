@@ -248,3 +248,47 @@ def test_predict_on_a_directory_skips_unreadable_files_and_on_a_video(model: ker
     written = cv2.VideoCapture(str(tmp_path / "video_out" / "clip.mp4"))
     assert int(written.get(cv2.CAP_PROP_FRAME_COUNT)) == 3
 
+
+
+def _tiny_hourglass(image: keras.KerasTensor, weights: str | None) -> dict:
+    """The Hourglass-104 code path (two stacks, inter-stack merge, nested levels) at a test-sized width."""
+    from centernet_tf.backbones.hourglass import hourglass_pyramid
+
+    return hourglass_pyramid(image, weights, dims=(32, 32, 48), modules=(1, 1, 2))
+
+
+@pytest.mark.parametrize("backbone, neck, size", [
+    ("dla34", "ida_up", (64, 96)),
+    ("resnet18", "deconv3_256", (64, 96)),
+    ("hourglass_tiny_test", "identity", (64, 96)),
+])
+def test_original_archs_export_with_parity(tmp_path: Path, backbone: str, neck: str, size: tuple[int, int]) -> None:
+    """Every original-arch part exports: SavedModel (any size) and TFLite fp32 give Keras' detections, int8 runs
+    on builtin ops only with its int8 network and float decoding."""
+    from centernet_tf.backbones import register_backbone
+
+    register_backbone("hourglass_tiny_test", size_multiple=16)(_tiny_hourglass)
+    keras.utils.set_random_seed(5)
+    net = build_centernet(len(CLASSES), backbone, (*size, 3), neck=neck, head_batch_norm=False, head_conv=32,
+                          decoder={"score_threshold": 0.0, "max_detections": 20})
+    kernel, bias = net.head_output_layers["heatmap"].get_weights()
+    net.head_output_layers["heatmap"].set_weights([kernel * 40.0, bias])  # spread the scores, as training does
+    keras_detector = KerasDetector(net)
+    image = _image(7, (90, 130))
+    expected = keras_detector.detect(image)
+    saved = SavedModelDetector(export_saved_model(net, tmp_path / "saved_model", CLASSES))
+    _assert_same_detections(expected, saved.detect(image), image.shape[:2])
+    fp32 = export_tflite(net, tmp_path / "fp32.tflite", CLASSES, "fp32")
+    assert not [op for op in _op_names(fp32) if op.startswith("Flex") or op == "CUSTOM"]
+    _assert_same_detections(expected, TFLiteDetector(fp32, num_threads=1).detect(image), image.shape[:2])
+    calibration = [np.asarray(tf.image.resize(_image(s), size)) for s in range(4)]
+    int8 = export_tflite(net, tmp_path / "int8.tflite", CLASSES, "int8", representative_images=calibration)
+    interpreter = tflite_interpreter(int8)
+    tensors = {t["index"]: t for t in interpreter.get_tensor_details()}
+    ops = interpreter._get_ops_details()
+    assert not [op for op in ops if op["op_name"].startswith("Flex") or op["op_name"] == "CUSTOM"]
+    convs = [op for op in ops if op["op_name"] in ("CONV_2D", "DEPTHWISE_CONV_2D", "TRANSPOSE_CONV")]
+    float_convs = [op for op in convs if {tensors[i]["dtype"] for i in op["inputs"] if i >= 0} == {np.float32}]
+    assert len(float_convs) == 3 and len(convs) > 20  # only the last stack's three 1x1 head outputs are float
+    found = TFLiteDetector(int8, num_threads=1).detect(image)
+    assert len(found.scores) > 0 and np.isfinite(found.boxes).all()
