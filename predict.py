@@ -100,7 +100,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     setup_logging()
 
-    from centernet_tf.inference import class_names_for, load_detector
+    from centernet_tf.inference import load_detector
 
     source = Path(args.input)
     if not source.exists():
@@ -108,7 +108,7 @@ def main(argv: list[str] | None = None) -> int:
     output = Path(args.output)
     output.mkdir(parents=True, exist_ok=True)
     detector = load_detector(args.model, num_threads=args.threads)
-    class_names = class_names_for(args.model)
+    class_names = detector.class_names
 
     if source.is_file() and source.suffix.lower() in VIDEO_SUFFIXES:
         result = predict_video(detector, source, output, class_names, args.score_threshold)

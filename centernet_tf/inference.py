@@ -67,6 +67,10 @@ class KerasDetector:
         from centernet_tf.model import decoder_for, load_centernet
 
         self.model = load_centernet(model) if isinstance(model, (str, Path)) else model
+        #: The names saved in the model, else a ``labels.txt`` beside its file.
+        self.class_names = getattr(self.model, "class_names", None) or (
+            class_names_for(model) if isinstance(model, (str, Path)) else None
+        )
         self.decoder = decoder or decoder_for(self.model)
         self.input_size = tuple(int(v) for v in self.model.input_shape[1:3])
         self._run = tf.function(self._detect)
@@ -89,6 +93,7 @@ class SavedModelDetector:
 
     def __init__(self, path: str | Path) -> None:
         self.loaded = tf.saved_model.load(str(path))
+        self.class_names = class_names_for(path)
         self.serve = self.loaded.signatures["serving_default"]
 
     def detect(self, image: np.ndarray) -> Detections:
@@ -119,6 +124,7 @@ class TFLiteDetector:
 
     def __init__(self, path: str | Path, num_threads: int | None = None) -> None:
         self.interpreter = tflite_interpreter(path, num_threads)
+        self.class_names = class_names_for(path)
         self.runner = self.interpreter.get_signature_runner("serving_default")
         (name, detail), = self.runner.get_input_details().items()
         self.input_name, self.input_dtype = name, detail["dtype"]

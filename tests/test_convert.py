@@ -101,6 +101,21 @@ def test_conversion_cli_writes_a_keras_file_that_predicts(tmp_path: Path) -> Non
     assert model.class_names[:2] == ["person", "bicycle"] and model.input_shape[1:3] == (64, 96)
     _compare_on_an_image(network, model, (64, 96), 1e-4)
 
+    # What a user does next: predict and export the converted file, no config.yaml beside it.
+    from PIL import Image
+
+    Image.fromarray(np.random.default_rng(0).integers(0, 256, (70, 110, 3), dtype=np.uint8)).save(tmp_path / "a.jpg")
+    for command in (
+        ["predict.py", "--model", str(output), "--input", str(tmp_path / "a.jpg"), "--output", str(tmp_path / "out"),
+         "--score-threshold", "0"],
+        ["export.py", "--model", str(output), "--format", "saved_model", "--output", str(tmp_path / "saved")],
+    ):
+        done = subprocess.run([sys.executable, *command], cwd=REPO, capture_output=True, text=True, timeout=300)
+        assert done.returncode == 0, done.stderr[-2000:]
+    detections = (tmp_path / "out" / "detections.json").read_text()
+    assert '"class_names": [\n    "person"' in detections and '"class_name": "' in detections
+    assert (tmp_path / "saved" / "labels.txt").read_text().splitlines()[0] == "person"
+
 
 def test_checkpoints_that_do_not_fit_are_errors_naming_the_keys(tmp_path: Path) -> None:
     state = {key: value.numpy() for key, value in PoseResNet(18, num_classes=3).state_dict().items()}
