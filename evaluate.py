@@ -14,12 +14,16 @@ from centernet_tf.cli import format_metrics, setup_logging  # noqa: E402
 from centernet_tf.config import load_config  # noqa: E402
 from centernet_tf.data.loaders import load_split  # noqa: E402
 from centernet_tf.evaluation import evaluate_model  # noqa: E402
+from centernet_tf.test_time import describe as describe_test_time  # noqa: E402
 from centernet_tf.model import load_centernet  # noqa: E402
 from centernet_tf.training import decoder_for_cli  # noqa: E402
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__)
+    parser = argparse.ArgumentParser(
+        description=__doc__,
+        epilog="Test-time augmentation: --set eval.flip_test=true --set 'eval.test_scales=[0.75,1,1.25]'",
+    )
     parser.add_argument("--model", required=True, help="a .keras file written by train.py")
     parser.add_argument("--config", help="YAML config (default: config.yaml next to the model)")
     parser.add_argument("--split", default="val", choices=["train", "val", "test"])
@@ -37,9 +41,10 @@ def main(argv: list[str] | None = None) -> int:
     index = load_split(config.data, args.split, class_names=class_names)
     decoder = decoder_for_cli(model, config, args.overrides)
     metrics = evaluate_model(model, index, decoder, config.eval.batch_size)
+    metrics["test_time_augmentation"] = describe_test_time(decoder)
     summary = metrics.pop("summary", "")
     print(summary)
-    print(format_metrics(metrics, f"{index.name or args.split}"))
+    print(format_metrics(metrics, f"{index.name or args.split} (test-time augmentation: {describe_test_time(decoder)})"))
     if args.output:
         Path(args.output).write_text(json.dumps(metrics, indent=2))
     return 0

@@ -130,6 +130,11 @@ class EvalConfig:
     score_threshold: float = 0.01
     nms: bool = False
     nms_iou_threshold: float = 0.5
+    #: Test-time augmentation (saved with the model like the settings above): average the heatmap and wh of
+    #: the image and its mirror; run at several zooms and merge per class (soft_nms as the original, or nms).
+    flip_test: bool = False
+    test_scales: list[float] = field(default_factory=lambda: [1.0])
+    scale_merge: str = "soft_nms"
     batch_size: int = 8
     #: COCO evaluation of the val split every N epochs during training (0: only after the last epoch);
     #: the best model by ``best_metric`` is kept as best_model.keras.

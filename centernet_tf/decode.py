@@ -7,6 +7,8 @@ from typing import Any
 import keras
 import tensorflow as tf
 
+#: How detections of several test scales are merged.
+SCALE_MERGES = ("soft_nms", "nms")
 
 
 @keras.saving.register_keras_serializable(package="centernet_tf")
@@ -24,6 +26,12 @@ class CenterNetDecoder(keras.layers.Layer):
     A peak is a cell equal to the max of its 3x3 neighbourhood (the paper's NMS-free decoding); ``nms=True``
     additionally runs ``tf.image.combined_non_max_suppression`` per class, useful when objects of one class
     produce adjacent peaks.
+
+    Test-time augmentation settings travel here too, since they decide how an image becomes detections (they
+    are applied by :mod:`centernet_tf.test_time`, around the network): ``flip_test`` averages the heatmap and
+    wh of the image and its mirror (the original ``--flip_test``); ``test_scales`` runs the network on the
+    image zoomed by each factor and merges the detections per class with ``scale_merge`` (``"soft_nms"``,
+    Gaussian with sigma ``soft_nms_sigma``, as the original ``--test_scales``, or ``"nms"``).
     """
 
     def __init__(
@@ -33,6 +41,10 @@ class CenterNetDecoder(keras.layers.Layer):
         nms: bool = False,
         nms_iou_threshold: float = 0.5,
         stride: int = 4,
+        flip_test: bool = False,
+        test_scales: tuple[float, ...] | list[float] = (1.0,),
+        scale_merge: str = "soft_nms",
+        soft_nms_sigma: float = 0.5,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
@@ -41,6 +53,14 @@ class CenterNetDecoder(keras.layers.Layer):
         self.nms = bool(nms)
         self.nms_iou_threshold = float(nms_iou_threshold)
         self.stride = int(stride)
+        self.flip_test = bool(flip_test)
+        self.test_scales = tuple(float(s) for s in test_scales)
+        if not self.test_scales or min(self.test_scales) <= 0:
+            raise ValueError(f"test_scales must be positive zoom factors, got {list(test_scales)}")
+        if scale_merge not in SCALE_MERGES:
+            raise ValueError(f"scale_merge must be one of {', '.join(SCALE_MERGES)}, got {scale_merge!r}")
+        self.scale_merge = scale_merge
+        self.soft_nms_sigma = float(soft_nms_sigma)
 
     def call(self, inputs: dict[str, Any]) -> dict[str, Any]:
         heatmap = tf.convert_to_tensor(inputs["heatmap"], tf.float32)
@@ -117,6 +137,10 @@ class CenterNetDecoder(keras.layers.Layer):
             nms=self.nms,
             nms_iou_threshold=self.nms_iou_threshold,
             stride=self.stride,
+            flip_test=self.flip_test,
+            test_scales=list(self.test_scales),
+            scale_merge=self.scale_merge,
+            soft_nms_sigma=self.soft_nms_sigma,
         )
         return config
 

@@ -16,6 +16,7 @@ from pycocotools.cocoeval import COCOeval
 from centernet_tf.data.pipeline import build_eval_dataset
 from centernet_tf.data.sources import DatasetIndex
 from centernet_tf.decode import CenterNetDecoder
+from centernet_tf.test_time import network_outputs
 
 
 def coco_ground_truth(index: DatasetIndex) -> COCO:
@@ -63,9 +64,16 @@ def predict_detections(
         raise ValueError("The model has a dynamic input size: pass input_size=(height, width) to evaluate it.")
     input_size = (int(input_size[0]), int(input_size[1]))
 
+    if decoder.test_scales != (1.0,):  # each scale letterboxes the original image anew: one image at a time
+        from centernet_tf.inference import KerasDetector
+
+        if tuple(model.input_shape[1:3]) != input_size:
+            raise ValueError("the multi-scale test runs at the model's own input size")
+        return detector_results(KerasDetector(model, decoder), index)[0]
+
     @tf.function(reduce_retracing=True)
     def infer(batch: dict[str, tf.Tensor]) -> dict[str, tf.Tensor]:
-        outputs = model(batch["image"], training=False)
+        outputs = network_outputs(model, batch["image"], decoder.flip_test)
         return decoder({**outputs, "letterbox": batch["letterbox"], "image_size": batch["image_size"]})
 
     results: list[dict[str, Any]] = []

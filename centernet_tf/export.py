@@ -27,9 +27,9 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from centernet_tf.data.letterbox import letterbox_image
 from centernet_tf.decode import CenterNetDecoder
 from centernet_tf.model import decoder_for
+from centernet_tf.test_time import detect_image, network_outputs
 
 logger = logging.getLogger(__name__)
 
@@ -65,10 +65,7 @@ def any_size_detection_fn(model: keras.Model, decoder: CenterNetDecoder) -> Call
     def detect(input_tensor: tf.Tensor) -> dict[str, tf.Tensor]:
         image = input_tensor[0]
         height, width = tf.shape(image)[0], tf.shape(image)[1]
-        letterboxed, letterbox = letterbox_image(image, input_size)
-        outputs = model(letterboxed[None], training=False)
-        detections = decoder({**outputs, "letterbox": letterbox[None], "image_size": tf.stack([height, width])[None]})
-        return detection_api_outputs(detections, height, width)
+        return detection_api_outputs(detect_image(model, decoder, image, input_size), height, width)
 
     return detect
 
@@ -76,9 +73,12 @@ def any_size_detection_fn(model: keras.Model, decoder: CenterNetDecoder) -> Call
 def fixed_size_detection_fn(model: keras.Model, decoder: CenterNetDecoder) -> Callable[[tf.Tensor], dict]:
     """``[1, H, W, 3]`` at the model's input size (already letterboxed) -> network -> decode -> normalised boxes."""
     height, width = model_input_size(model)
+    if decoder.test_scales != (1.0,):
+        logger.warning("A fixed-size export runs one letterboxed input: test_scales %s are not applied "
+                       "(the flip test is)", list(decoder.test_scales))
 
     def detect(image: tf.Tensor) -> dict[str, tf.Tensor]:
-        outputs = model(tf.cast(image, tf.float32), training=False)
+        outputs = network_outputs(model, image, decoder.flip_test)
         return detection_api_outputs(decoder(outputs), height, width)
 
     return detect

@@ -17,6 +17,7 @@ import tensorflow as tf
 
 from centernet_tf.data.letterbox import letterbox_array, letterbox_image
 from centernet_tf.decode import CenterNetDecoder
+from centernet_tf.test_time import detect_image
 
 
 @dataclass
@@ -76,10 +77,7 @@ class KerasDetector:
         self._run = tf.function(self._detect)
 
     def _detect(self, image: tf.Tensor) -> dict[str, tf.Tensor]:
-        letterboxed, letterbox = letterbox_image(image, self.input_size)
-        outputs = self.model(letterboxed[None], training=False)
-        size = tf.shape(image)[:2]
-        return self.decoder({**outputs, "letterbox": letterbox[None], "image_size": size[None]})
+        return detect_image(self.model, self.decoder, image, self.input_size)
 
     def detect(self, image: np.ndarray) -> Detections:
         out = self._run(tf.convert_to_tensor(image, tf.uint8))

@@ -85,6 +85,9 @@ def decoder_settings(config: Config) -> dict[str, Any]:
         "score_threshold": e.score_threshold,
         "nms": e.nms,
         "nms_iou_threshold": e.nms_iou_threshold,
+        "flip_test": e.flip_test,
+        "test_scales": list(e.test_scales),
+        "scale_merge": e.scale_merge,
     }
 
 

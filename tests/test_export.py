@@ -292,3 +292,17 @@ def test_original_archs_export_with_parity(tmp_path: Path, backbone: str, neck: 
     assert len(float_convs) == 3 and len(convs) > 20  # only the last stack's three 1x1 head outputs are float
     found = TFLiteDetector(int8, num_threads=1).detect(image)
     assert len(found.scores) > 0 and np.isfinite(found.boxes).all()
+
+
+def test_flip_test_exports_to_saved_model_and_tflite(model: keras.Model, tmp_path: Path) -> None:
+    from centernet_tf.model import decoder_for
+
+    flip = decoder_for(model, {"flip_test": True})
+    keras_flip, keras_plain = KerasDetector(model, flip), KerasDetector(model)
+    image = _image(5)
+    expected = keras_flip.detect(image)
+    assert not np.allclose(expected.scores[:5], keras_plain.detect(image).scores[:5])  # the flip test changes them
+    saved = SavedModelDetector(export_saved_model(model, tmp_path / "saved_model", CLASSES, flip))
+    _assert_same_detections(expected, saved.detect(image), image.shape[:2])
+    path = export_tflite(model, tmp_path / "flip.tflite", CLASSES, "fp32", decoder=flip)
+    _assert_same_detections(expected, TFLiteDetector(path, num_threads=1).detect(image), image.shape[:2])

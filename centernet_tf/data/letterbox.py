@@ -13,28 +13,39 @@ import numpy as np
 import tensorflow as tf
 
 
-def letterbox_image(image: Any, input_size: tuple[int, int], pad_value: float = 0.0) -> tuple[tf.Tensor, tf.Tensor]:
+def letterbox_image(
+    image: Any, input_size: tuple[int, int], pad_value: float = 0.0, zoom: float = 1.0
+) -> tuple[tf.Tensor, tf.Tensor]:
     """Resize ``image`` ``[h, w, 3]`` into ``input_size`` ``(H, W)`` without distortion, centred, padded.
 
     Returns the float32 image (0-255 range kept) and ``letterbox = (scale, pad_x, pad_y)``: a point ``p`` of
-    the original image lands at ``p * scale + pad`` in the network input.
+    the original image lands at ``p * scale + pad`` in the network input. ``zoom`` multiplies the scale (the
+    multi-scale test): above 1 the centre is kept and the borders cropped (``pad`` negative).
     """
     target_h, target_w = int(input_size[0]), int(input_size[1])
     shape = tf.shape(image)
     h = tf.cast(shape[0], tf.float32)
     w = tf.cast(shape[1], tf.float32)
-    scale = tf.minimum(target_h / h, target_w / w)
-    new_h = tf.clip_by_value(tf.cast(tf.round(h * scale), tf.int32), 1, target_h)
-    new_w = tf.clip_by_value(tf.cast(tf.round(w * scale), tf.int32), 1, target_w)
-    pad_y = (target_h - new_h) // 2
-    pad_x = (target_w - new_w) // 2
+    scale = tf.minimum(target_h / h, target_w / w) * zoom
+    limit_h, limit_w = (target_h, target_w) if zoom <= 1.0 else (2**30, 2**30)
+    new_h = tf.clip_by_value(tf.cast(tf.round(h * scale), tf.int32), 1, limit_h)
+    new_w = tf.clip_by_value(tf.cast(tf.round(w * scale), tf.int32), 1, limit_w)
     resized = tf.image.resize(tf.cast(image, tf.float32), tf.stack([new_h, new_w]), method="bilinear")
+    if zoom > 1.0:  # keep the centre window of what overflows the input
+        crop_y, crop_x = tf.maximum(new_h - target_h, 0) // 2, tf.maximum(new_w - target_w, 0) // 2
+        kept_h, kept_w = tf.minimum(new_h, target_h), tf.minimum(new_w, target_w)
+        resized = resized[crop_y:crop_y + kept_h, crop_x:crop_x + kept_w]
+    else:
+        crop_y = crop_x = 0
+        kept_h, kept_w = new_h, new_w
+    pad_y = (target_h - kept_h) // 2
+    pad_x = (target_w - kept_w) // 2
     padded = tf.pad(
         resized - pad_value,
-        [[pad_y, target_h - new_h - pad_y], [pad_x, target_w - new_w - pad_x], [0, 0]],
+        [[pad_y, target_h - kept_h - pad_y], [pad_x, target_w - kept_w - pad_x], [0, 0]],
     ) + pad_value
     padded = tf.ensure_shape(padded, [target_h, target_w, None])
-    letterbox = tf.stack([scale, tf.cast(pad_x, tf.float32), tf.cast(pad_y, tf.float32)])
+    letterbox = tf.stack([scale, tf.cast(pad_x - crop_x, tf.float32), tf.cast(pad_y - crop_y, tf.float32)])
     return padded, letterbox
 
 
