@@ -65,6 +65,9 @@ class DataConfig:
     #: and "{split}" in them makes each split a folder (e.g. "{split}" for Roboflow's train/ and valid/).
     annotations_dir: str = "Annotations"
     images_dir: str = "JPEGImages"
+    #: VOC: pair an xml with the image of its own stem ("stem"), or with the image its <filename> names, inside
+    #: images_dir only ("filename"; for datasets whose xml and image names differ).
+    voc_match_images_by: str = "stem"
     #: YOLO: an Ultralytics data.yaml (names: as a list or {id: name}; optional path/train/val/test). Without
     #: it, root/data.yaml is read when present; class_names, when set, take precedence over its names.
     dataset_yaml: str = ""

@@ -113,17 +113,21 @@ def voc_root(tmp_path: Path) -> Path:
     # g: valid header but pixel data cut off -> only caught by the decode check
     xml("g", _voc_xml("g.jpg", [("cat", (1, 1, 5, 5))], size=(64, 64)))
     (img / "g.jpg").write_bytes(full[: len(full) // 2])
-    # h: filename points to a png; size in the xml is wrong (real size wins)
-    xml("h", _voc_xml("h_photo.png", [("dog", (0, 0, 40, 30)), ("dog", (0, 0, 41, 30))], size=(100, 100)))
-    _write_image(img / "h_photo.png", fmt="PNG")
-    # i: filename in the xml does not exist -> falls back to <id>.jpg
+    # h: a png found by the xml's stem (its <filename> names another file); labelled at twice the real size,
+    # so the boxes are rescaled by 0.5 (the second one then clipped)
+    xml("h", _voc_xml("other.png", [("dog", (0, 0, 80, 60)), ("dog", (0, 0, 82, 60))], size=(80, 60)))
+    _write_image(img / "h.png", fmt="PNG")
+    # i: filename in the xml does not exist -> <stem>.jpg, as always
     xml("i", _voc_xml("renamed.jpg", [("cat", (5, 5, 9, 9))]))
     _write_image(img / "i.jpg")
+    # k: width and height swapped against the real image: not a resize, so where the boxes go is unknowable
+    xml("k", _voc_xml("k.jpg", [("cat", (5, 5, 9, 9))], size=(H, W)))
+    _write_image(img / "k.jpg")
 
     main = root / "ImageSets" / "Main"
     main.mkdir(parents=True)
-    # 'j' has no xml at all -> bad annotation
-    (main / "trainval.txt").write_text("a\nb\nc\nd\ne\nf\ng\nh\ni\nj\n")
+    # 'j' has no xml at all -> missing annotation file
+    (main / "trainval.txt").write_text("a\nb\nc\nd\ne\nf\ng\nh\ni\nj\nk\n")
     (main / "small.txt").write_text("b\ni\n")
     (main / "broken.txt").write_text("c\nd\ne\nf\nj\n")
     return root
@@ -141,19 +145,25 @@ def test_voc_every_rule_counted_exactly(voc_root: Path) -> None:
         "non-finite box": 2,
         "malformed box": 2,
         "unknown class 'bird'": 1,
-        "bad annotation": 2,  # c (malformed) and j (missing xml)
+        "bad annotation": 1,  # c (malformed)
+        "missing annotation file": 1,  # j
         "missing image": 1,
         "corrupt image": 3,  # e, f, g
-        "size mismatch": 1,
+        "rescaled annotation": 1,  # h
+        "size mismatch": 1,  # k
     }
     details = index.report.details
-    assert details["bad annotation"] == ["c.xml", "j.xml"]
+    assert details["bad annotation"] == ["c.xml"]
+    assert details["missing annotation file"] == ["trainval.txt:10 'j'"]
     assert details["corrupt image"] == ["e.xml", "f.xml", "g.xml"]
     assert details["missing image"] == ["d.xml"]
     assert details["clipped box"] == ["a.xml", "h.xml"]
+    assert details["rescaled annotation"] == ["h.xml (annotated 80x60, image 40x30)"]
+    assert details["size mismatch"] == ["k.xml (annotated 30x40, image 40x30)"]
+    assert index.report.num_skipped == 2 + 2 + 2 + 2 + 2 + 1 + 1 + 1 + 1 + 3 + 1
 
     examples = _by_name(index)
-    assert sorted(examples) == ["a.jpg", "b.jpg", "h_photo.png", "i.jpg"]
+    assert sorted(examples) == ["a.jpg", "b.jpg", "h.png", "i.jpg"]
     a = examples["a.jpg"]
     np.testing.assert_array_equal(
         a.boxes, np.array([[2, 3, 20, 25], [0, 10, 15, 30], [30, 0, 40, 12]], np.float32)
@@ -163,8 +173,8 @@ def test_voc_every_rule_counted_exactly(voc_root: Path) -> None:
     assert (a.width, a.height, a.image_id) == (W, H, 1)
     b = examples["b.jpg"]
     assert b.boxes.shape == (0, 4) and b.class_ids.shape == (0,) and b.image_id == 2
-    h = examples["h_photo.png"]
-    assert (h.width, h.height, h.image_id) == (W, H, 8)  # header size, not the xml's 100x100
+    h = examples["h.png"]
+    assert (h.width, h.height, h.image_id) == (W, H, 8)  # the real size; boxes scaled from the xml's 80x60
     np.testing.assert_array_equal(h.boxes, [[0, 0, 40, 30], [0, 0, 40, 30]])
     assert examples["i.jpg"].image_id == 9
     assert index.num_boxes == 3 + 0 + 2 + 1
@@ -189,7 +199,7 @@ def test_voc_split_none_loads_all_xml_sorted(voc_root: Path) -> None:
     index = load_voc(voc_root, None, class_names=["cat", "dog"])
     # all xml except j (which does not exist): a..i, ids by sorted position
     ids = {Path(e.image_path).name: e.image_id for e in index.examples}
-    assert ids == {"a.jpg": 1, "b.jpg": 2, "h_photo.png": 8, "i.jpg": 9}
+    assert ids == {"a.jpg": 1, "b.jpg": 2, "h.png": 8, "i.jpg": 9}
     assert index.report.counts["bad annotation"] == 1
     assert index.name == "VOCtiny all"
 
@@ -207,7 +217,7 @@ def test_voc_nothing_usable_raises_helpful_error(voc_root: Path) -> None:
     assert "broken-set" in message
     assert "no usable image" in message
     assert "broken.txt" in message
-    assert "2 bad annotations (c.xml, j.xml)" in message
+    assert "1 bad annotation (c.xml)" in message
     assert "2 corrupt images (e.xml, f.xml)" in message
     assert "1 missing image (d.xml)" in message
 
@@ -336,14 +346,13 @@ def test_coco_every_rule_counted_exactly(coco_files: tuple[Path, Path]) -> None:
         "size mismatch": 1,
     }
     assert index.report.details["missing image"] == ["missing.jpg"]
-    assert index.report.details["size mismatch"] == ["s.jpg"]
-    assert [e.image_id for e in index.examples] == [10, 30, 50]  # sorted by id
-    q, p, s = index.examples
+    assert index.report.details["size mismatch"] == ["s.jpg (annotated 80x30, image 40x30)"]
+    assert [e.image_id for e in index.examples] == [10, 30]  # sorted by id; s (50) is not a plain resize
+    q, p = index.examples
     np.testing.assert_array_equal(p.boxes, [[2, 3, 12, 15], [35, 20, 40, 30]])
     np.testing.assert_array_equal(p.class_ids, [0, 1])
     np.testing.assert_array_equal(q.boxes, [[0, 0, 40, 30]])
     np.testing.assert_array_equal(q.class_ids, [2])
-    assert s.boxes.shape == (0, 4) and (s.width, s.height) == (W, H)
     assert p.image_path == str(image_dir / "p.jpg")
 
 

@@ -148,6 +148,7 @@ def _load_voc(data: DataConfig, split: str, class_names: list[str] | None) -> Da
         name=f"{Path(data.root).name} {voc_split or 'all'}",
         annotations_dir=data.annotations_dir,
         images_dir=data.images_dir,
+        match_images_by=data.voc_match_images_by,
     )
 
 

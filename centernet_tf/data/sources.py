@@ -16,6 +16,7 @@ import io
 import json
 import logging
 import math
+import os
 import xml.etree.ElementTree as ET
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -28,7 +29,10 @@ from PIL import Image
 logger = logging.getLogger(__name__)
 
 # Reasons that describe a repair (the data is kept) rather than a loss.
-REPAIR_REASONS = frozenset({"clipped box", "size mismatch"})
+REPAIR_REASONS = frozenset({"clipped box", "rescaled annotation"})
+#: Annotated and real image sizes whose x and y ratios differ by less than this are a uniform resize (images
+#: shrunk after labelling): the boxes are rescaled. Otherwise (e.g. width and height swapped) the image is skipped.
+UNIFORM_RESIZE_TOLERANCE = 0.02
 # Reasons for an image kept as a background image (no objects) although its annotation was absent: not a
 # loss, but worth a warning, since a whole folder of forgotten labels would otherwise train as "no objects".
 BACKGROUND_REASONS = frozenset({"image without label file"})
@@ -183,15 +187,21 @@ class _Collector:
         if size is None:
             return
         width, height = size
+        factors = (1.0, 1.0)
         if None not in annotated_size and tuple(annotated_size) != (width, height):
-            # Boxes are assumed to be in the real image's pixels; the header wins.
-            self.report.add("size mismatch", detail)
+            factors = _rescale_factors(annotated_size, (width, height))  # type: ignore[arg-type]
+            sizes = f"{detail} (annotated {annotated_size[0]}x{annotated_size[1]}, image {width}x{height})"
+            if factors is None:  # not a plain resize: where the boxes belong is unknowable
+                self.report.add("size mismatch", sizes)
+                return
+            self.report.add("rescaled annotation", sizes)
         boxes: list[tuple[float, float, float, float]] = []
         class_ids: list[int] = []
         for obj in objects:
-            if obj.normalized and obj.coords is not None:
+            if obj.coords is not None and (obj.normalized or factors != (1.0, 1.0)):
+                fx, fy = (width, height) if obj.normalized else factors
                 x1, y1, x2, y2 = obj.coords
-                obj = _RawObject(obj.label, (x1 * width, y1 * height, x2 * width, y2 * height), False, obj.detail)
+                obj = _RawObject(obj.label, (x1 * fx, y1 * fy, x2 * fx, y2 * fy), False, obj.detail)
             kept = _validate_box(obj, width, height, self.class_to_id, self.report, obj.detail or detail)
             if kept is not None:
                 boxes.append(kept[0])
@@ -205,7 +215,7 @@ class _Collector:
         )
 
     def finish(self, class_names: Sequence[str]) -> DatasetIndex:
-        """Fail loudly if nothing is usable, otherwise build the index.
+        """Fail loudly if nothing is usable (no image, or not one box), otherwise build the index.
 
         The report is not logged here: the caller logs it once (``report.log``) under
         whatever name it uses for the split.
@@ -219,8 +229,30 @@ class _Collector:
                 f"{self.name}: no usable image in {self.source} "
                 f"({self.listed} listed). Most common problems: {reasons}"
             )
+        if not self.report.boxes_kept:
+            problems = "; ".join(self.report.top_reasons())
+            raise ValueError(
+                f"{self.name}: not one usable box in {self.source} ({self.report.images_kept} images kept): a detector "
+                f"can be neither trained nor evaluated on it" + (f". Most common problems: {problems}" if problems else "")
+            )
         logger.debug("%s", self.report.summary())
         return DatasetIndex(self.examples, list(class_names), self.report, self.name)
+
+
+def _rescale_factors(annotated: tuple[int, int], real: tuple[int, int]) -> tuple[float, float] | None:
+    """(real / annotated) per axis when the image was resized uniformly, else None."""
+    (aw, ah), (w, h) = annotated, real
+    if aw <= 0 or ah <= 0:
+        return None
+    fx, fy = w / aw, h / ah
+    return (fx, fy) if abs(fx / fy - 1.0) <= UNIFORM_RESIZE_TOLERANCE else None
+
+
+def _inside(path: Path, folder: Path) -> bool:
+    """Whether ``path`` names something under ``folder`` (no ``..`` or absolute escape), judged on the names
+    the annotation gives, not on where symlinks lead: datasets kept in a cache (DVC, symlinked files) are fine."""
+    root = os.path.normpath(os.path.abspath(folder))
+    return os.path.normpath(os.path.abspath(path)).startswith(root + os.sep)
 
 
 def _probe_image(
@@ -290,14 +322,23 @@ def _validate_box(
     return (cx1, cy1, cx2, cy2), class_to_id[obj.label]
 
 
+_NOUNS = ("box", "image", "annotation", "mismatch", "line", "file")
+
+
 def _plural(reason: str, count: int) -> str:
+    """ "image without label file" -> "images without label file", "inverted box" -> "inverted boxes"."""
     if count == 1:
         return reason
-    if reason.startswith("image "):  # "image without label file" -> "images without label file"
-        return "images " + reason[len("image ") :]
-    for noun in ("box", "image", "annotation", "mismatch", "line", "file"):
+
+    def plural(noun: str) -> str:
+        return noun + ("es" if noun in ("box", "mismatch") else "s")
+
+    first, _, rest = reason.partition(" ")
+    if rest and first in _NOUNS:  # the noun leads: "annotation of an unknown image id"
+        return f"{plural(first)} {rest}"
+    for noun in _NOUNS:
         if reason.endswith(noun):
-            return reason + ("es" if noun in ("box", "mismatch") else "s")
+            return reason[: -len(noun)] + plural(noun)
     return reason
 
 
@@ -351,6 +392,13 @@ def load_coco(
     except (json.JSONDecodeError, AssertionError, KeyError, TypeError) as err:
         raise ValueError(f"{name}: cannot parse COCO annotation file {annotation_file}: {err}") from err
 
+    listed_ids = [image.get("id") for image in coco.dataset.get("images", [])]
+    duplicates = sorted({i for i in listed_ids if listed_ids.count(i) > 1}, key=str)
+    if duplicates:  # pycocotools keeps the last one: the others' boxes would land on its pixels
+        raise ValueError(
+            f"{name}: duplicate image ids in {annotation_file}: {duplicates[:10]}"
+            f"{' ...' if len(duplicates) > 10 else ''}; every image needs its own id"
+        )
     cats = sorted(coco.cats.values(), key=lambda c: c["id"])
     cat_label = {c["id"]: str(c.get("name", c["id"])).strip() for c in cats}
     if class_names is None:
@@ -360,6 +408,9 @@ def load_coco(
     class_to_id = {n: i for i, n in enumerate(class_names)}
 
     col = _Collector(name, str(annotation_file), class_to_id, check_pixels)
+    for ann in coco.dataset.get("annotations", []):
+        if ann.get("image_id") not in coco.imgs:
+            col.report.add("annotation of an unknown image id", f"image id {ann.get('image_id')}")
     for image_id in sorted(coco.imgs):
         info = coco.imgs[image_id]
         file_name = str(info.get("file_name", ""))
@@ -376,7 +427,10 @@ def load_coco(
             cid = ann.get("category_id")
             label = cat_label.get(cid, f"category_id={cid}")
             objects.append(_RawObject(label, _coco_coords(ann.get("bbox"))))
-        annotated = (info.get("width"), info.get("height"))
+        if not _inside(image_dir / file_name, image_dir):
+            col.report.add("file outside the image folder", detail)
+            continue
+        annotated = (_to_int(info.get("width")), _to_int(info.get("height")))
         col.add_image(image_dir / file_name, int(image_id), objects, detail, annotated)
     return col.finish(class_names)
 
@@ -405,6 +459,7 @@ def load_voc(
     *,
     annotations_dir: str = "Annotations",
     images_dir: str = "JPEGImages",
+    match_images_by: str = "stem",
     check_pixels: bool = True,
 ) -> DatasetIndex:
     """Load a Pascal VOC style directory (Annotations/, JPEGImages/, ImageSets/Main/).
@@ -417,9 +472,15 @@ def load_voc(
     Exports other than the VOC devkit differ only in folder names, so both are options:
     the same folder for both (``""`` is ``root``) reads xml files beside their images, and
     a ``{split}`` in either name makes the split pick the folder (e.g. Roboflow's
-    ``train/``, ``valid/``), with every xml file in it and no split file. An image is
-    looked up by the xml's ``<filename>``, then by the xml's stem with an image suffix.
+    ``train/``, ``valid/``), with every xml file in it and no split file.
+
+    An xml pairs with the image of its own stem (``a.xml`` with ``a.jpg``, ``a.png``...): a ``<filename>``
+    naming another image (copied xml files do) would put its boxes on that image's pixels. With
+    ``match_images_by="filename"`` the ``<filename>`` is used instead, inside the image folder only.
+    Split-file lines are whole names (spaces included); the devkit's per-class ``name 1`` lines also work.
     """
+    if match_images_by not in ("stem", "filename"):
+        raise ValueError(f"match_images_by must be 'stem' or 'filename', got {match_images_by!r}")
     root = Path(root)
     name = name or f"{root.name} {split or 'all'}"
     per_split_folder = "{split}" in annotations_dir or "{split}" in images_dir
@@ -430,7 +491,7 @@ def load_voc(
     if not ann_dir.is_dir():
         raise FileNotFoundError(f"{name}: no {annotations_dir or '.'}/ directory in VOC root {root} ({ann_dir})")
     if split is None or per_split_folder:
-        stems = sorted(p.stem for p in ann_dir.glob("*.xml"))
+        stems = [(stem, f"{stem}.xml") for stem in sorted(p.stem for p in ann_dir.glob("*.xml"))]
         source = str(ann_dir)
     else:
         split_file = root / "ImageSets" / "Main" / f"{split}.txt"
@@ -439,17 +500,21 @@ def load_voc(
             raise FileNotFoundError(
                 f"{name}: split file {split_file} not found (available splits: {available})"
             )
-        stems = [line.split()[0] for line in split_file.read_text().splitlines() if line.strip()]
+        stems = [
+            (_split_line_stem(line.strip(), ann_dir), f"{split_file.name}:{number} {line.strip()!r}")
+            for number, line in enumerate(split_file.read_text().splitlines(), start=1)
+            if line.strip()
+        ]
         source = str(split_file)
 
-    parsed: list[tuple[int, str, ET.Element | None]] = []
-    for position, stem in enumerate(stems, start=1):
-        parsed.append((position, stem, _parse_xml(ann_dir / f"{stem}.xml")))
+    parsed: list[tuple[int, str, str, ET.Element | None]] = []
+    for position, (stem, where) in enumerate(stems, start=1):
+        parsed.append((position, stem, where, _parse_xml(ann_dir / f"{stem}.xml")))
 
     if class_names is None:
         found = {
             (obj.findtext("name") or "").strip()
-            for _, _, tree in parsed
+            for _, _, _, tree in parsed
             if tree is not None
             for obj in tree.iter("object")
         }
@@ -459,22 +524,38 @@ def load_voc(
     class_to_id = {n: i for i, n in enumerate(class_names)}
 
     col = _Collector(name, source, class_to_id, check_pixels)
-    for position, stem, tree in parsed:
+    for position, stem, where, tree in parsed:
         col.listed += 1
         detail = f"{stem}.xml"
         if tree is None:
-            col.report.add("bad annotation", detail)
+            missing = not (ann_dir / f"{stem}.xml").is_file()
+            col.report.add("missing annotation file" if missing else "bad annotation", where if missing else detail)
             continue
-        image_path = _voc_image_path(img_dir, stem, (tree.findtext("filename") or "").strip())
+        file_name = (tree.findtext("filename") or "").strip() if match_images_by == "filename" else ""
+        if file_name and not _inside(img_dir / file_name, img_dir):
+            col.report.add("file outside the image folder", f"{detail} ({file_name})")
+            continue
+        image_path = _voc_image_path(img_dir, stem, file_name)
         objects = [_voc_object(obj) for obj in tree.iter("object")]
         annotated = (_to_int(tree.findtext("size/width")), _to_int(tree.findtext("size/height")))
         col.add_image(image_path, position, objects, detail, annotated)
     return col.finish(class_names)
 
 
+def _split_line_stem(line: str, ann_dir: Path) -> str:
+    """A split-file line's name: the whole line, or the first word of a devkit ``name 1`` / ``name -1`` line
+    when only that names an xml file."""
+    if (ann_dir / f"{line}.xml").is_file():
+        return line
+    first, _, flag = line.rpartition(" ")
+    if first and flag.strip() in ("-1", "0", "1") and (ann_dir / f"{first.strip()}.xml").is_file():
+        return first.strip()
+    return line
+
+
 def _voc_image_path(img_dir: Path, stem: str, file_name: str) -> Path:
-    """The xml's ``<filename>`` if that file exists, else ``<stem>`` with the first image
-    suffix found (``.jpg`` first); ``<stem>.jpg`` (then reported missing) when none is."""
+    """``file_name`` if given and it exists, else ``<stem>`` with the first image suffix found (``.jpg``
+    first); ``<stem>.jpg`` (then reported missing) when none is."""
     candidates = [img_dir / file_name] if file_name else []
     candidates += [img_dir / f"{stem}{suffix}" for suffix in IMAGE_SUFFIXES]
     candidates += [img_dir / f"{stem}{suffix.upper()}" for suffix in IMAGE_SUFFIXES]

@@ -1,0 +1,147 @@
+"""Annotation files that lie: each case is built here and must end in a clear error or a counted, named skip or
+repair, never in boxes silently put on the wrong pixels."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from centernet_tf.data.sources import load_coco, load_voc
+
+W, H = 40, 30
+
+
+def _image(path: Path, size: tuple[int, int] = (W, H)) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    Image.fromarray(np.full((size[1], size[0], 3), 128, np.uint8)).save(path)
+
+
+def _coco(tmp_path: Path, images: list[dict], annotations: list[dict]) -> Path:
+    path = tmp_path / "instances.json"
+    path.write_text(json.dumps({"images": images, "annotations": annotations,
+                                "categories": [{"id": 1, "name": "cell"}]}))
+    return path
+
+
+def _box(i: int, image_id: object, bbox: list[float]) -> dict:
+    return {"id": i, "image_id": image_id, "category_id": 1, "bbox": bbox, "area": 1.0, "iscrowd": 0}
+
+
+def test_duplicate_coco_image_ids_are_an_error_naming_them(tmp_path: Path) -> None:
+    _image(tmp_path / "img" / "a.jpg")
+    _image(tmp_path / "img" / "b.jpg")
+    images = [{"id": 7, "file_name": "a.jpg", "width": W, "height": H},
+              {"id": 7, "file_name": "b.jpg", "width": W, "height": H}]
+    path = _coco(tmp_path, images, [_box(1, 7, [1, 1, 5, 5])])
+    with pytest.raises(ValueError, match=r"duplicate image ids in .*instances\.json: \[7\]; every image needs its own id"):
+        load_coco(path, tmp_path / "img")
+
+
+def test_coco_file_names_outside_the_image_folder_are_counted_skips(tmp_path: Path) -> None:
+    _image(tmp_path / "img" / "a.jpg")
+    _image(tmp_path / "secret.jpg")
+    images = [{"id": 1, "file_name": "a.jpg", "width": W, "height": H},
+              {"id": 2, "file_name": "../secret.jpg", "width": W, "height": H},
+              {"id": 3, "file_name": str(tmp_path / "secret.jpg"), "width": W, "height": H}]
+    path = _coco(tmp_path, images, [_box(i, i, [1, 1, 5, 5]) for i in (1, 2, 3)])
+    index = load_coco(path, tmp_path / "img")
+    assert [e.image_id for e in index.examples] == [1]
+    assert index.report.counts["file outside the image folder"] == 2
+    assert "2 files outside the image folder (../secret.jpg" in index.report.summary()
+
+
+def test_coco_annotations_of_unknown_images_are_counted(tmp_path: Path) -> None:
+    _image(tmp_path / "img" / "a.jpg")
+    images = [{"id": 1, "file_name": "a.jpg", "width": W, "height": H}]
+    path = _coco(tmp_path, images, [_box(1, 1, [1, 1, 5, 5]), _box(2, 99, [1, 1, 5, 5]), _box(3, 98, [2, 2, 5, 5])])
+    index = load_coco(path, tmp_path / "img")
+    assert index.num_boxes == 1
+    assert index.report.counts == {"annotation of an unknown image id": 2}
+    assert "skipped 2 annotations of an unknown image id (image id 99, image id 98)" in index.report.summary()
+
+
+def test_a_split_without_a_single_box_is_an_error(tmp_path: Path) -> None:
+    _image(tmp_path / "img" / "a.jpg")
+    path = _coco(tmp_path, [{"id": 1, "file_name": "a.jpg", "width": W, "height": H}], [])
+    with pytest.raises(ValueError, match=r"not one usable box in .*instances\.json \(1 images kept\): a detector can "
+                                         r"be neither trained nor evaluated"):
+        load_coco(path, tmp_path / "img")
+
+
+def _voc(root: Path, stem: str, filename: str, boxes: list[tuple], size: tuple[int, int] = (W, H)) -> None:
+    objects = "".join(
+        f"<object><name>cell</name><bndbox><xmin>{b[0]}</xmin><ymin>{b[1]}</ymin><xmax>{b[2]}</xmax>"
+        f"<ymax>{b[3]}</ymax></bndbox></object>" for b in boxes
+    )
+    (root / "Annotations").mkdir(parents=True, exist_ok=True)
+    (root / "Annotations" / f"{stem}.xml").write_text(
+        f"<annotation><filename>{filename}</filename><size><width>{size[0]}</width><height>{size[1]}</height>"
+        f"</size>{objects}</annotation>"
+    )
+
+
+def test_voc_xml_pairs_with_its_own_image_not_the_one_its_filename_names(tmp_path: Path) -> None:
+    """A copied xml whose <filename> still names the original image must not put its boxes there."""
+    _image(tmp_path / "JPEGImages" / "a.jpg")
+    _image(tmp_path / "JPEGImages" / "b.jpg")
+    _voc(tmp_path, "a", "a.jpg", [(1, 1, 10, 10)])
+    _voc(tmp_path, "b", "a.jpg", [(20, 5, 30, 15)])  # copied from a.xml, filename not updated
+    index = load_voc(tmp_path, None)
+    by_image = {Path(e.image_path).name: e.boxes.tolist() for e in index.examples}
+    assert by_image == {"a.jpg": [[1, 1, 10, 10]], "b.jpg": [[20, 5, 30, 15]]}
+    assert index.report.counts == {}
+
+
+def test_voc_filename_mode_stays_inside_the_image_folder(tmp_path: Path) -> None:
+    _image(tmp_path / "JPEGImages" / "photo_a.jpg")
+    _image(tmp_path / "elsewhere.jpg")
+    _voc(tmp_path, "a", "photo_a.jpg", [(1, 1, 10, 10)])
+    _voc(tmp_path, "b", "../elsewhere.jpg", [(1, 1, 10, 10)])
+    _voc(tmp_path, "c", str(tmp_path / "elsewhere.jpg"), [(1, 1, 10, 10)])
+    index = load_voc(tmp_path, None, match_images_by="filename")
+    assert [Path(e.image_path).name for e in index.examples] == ["photo_a.jpg"]
+    assert index.report.counts == {"file outside the image folder": 2}
+    assert index.report.details["file outside the image folder"][0] == "b.xml (../elsewhere.jpg)"
+    with pytest.raises(ValueError, match="match_images_by must be 'stem' or 'filename'"):
+        load_voc(tmp_path, None, match_images_by="guess")
+
+
+def test_voc_size_of_images_shrunk_after_labelling_rescales_every_box(tmp_path: Path) -> None:
+    """Labelled at 800x600, the file now 400x300 (the reported case: 8 boxes dropped, 5 wrong ones kept)."""
+    _image(tmp_path / "JPEGImages" / "a.jpg", size=(400, 300))
+    boxes = [(x, y, x + 90, y + 70) for x in (10, 200, 400, 600) for y in (20, 400)]
+    _voc(tmp_path, "a", "a.jpg", boxes, size=(800, 600))
+    index = load_voc(tmp_path, None)
+    (example,) = index.examples
+    np.testing.assert_allclose(example.boxes, np.array(boxes, np.float32) / 2)
+    assert index.report.counts == {"rescaled annotation": 1}
+    assert "repaired 1 rescaled annotation (a.xml (annotated 800x600, image 400x300))" in index.report.summary()
+
+
+def test_voc_split_lines_with_spaces_are_whole_names_and_bad_lines_are_named(tmp_path: Path) -> None:
+    _image(tmp_path / "JPEGImages" / "my photo 1.jpg")
+    _image(tmp_path / "JPEGImages" / "plain.jpg")
+    _voc(tmp_path, "my photo 1", "my photo 1.jpg", [(1, 1, 10, 10)])
+    _voc(tmp_path, "plain", "plain.jpg", [(2, 2, 10, 10)])
+    main = tmp_path / "ImageSets" / "Main"
+    main.mkdir(parents=True)
+    (main / "train.txt").write_text("my photo 1\nplain  1\n\nmy photo 2\n")  # the devkit's "name  1" works too
+    index = load_voc(tmp_path, "train")
+    assert sorted(Path(e.image_path).name for e in index.examples) == ["my photo 1.jpg", "plain.jpg"]
+    assert index.report.details == {"missing annotation file": ["train.txt:4 'my photo 2'"]}
+
+
+@pytest.mark.skipif(os.name == "nt", reason="symlinks")
+def test_symlinked_files_inside_the_image_folder_are_read(tmp_path: Path) -> None:
+    """Only what the annotation says is judged: a file symlinked from a cache (DVC does this) is the user's."""
+    _image(tmp_path / "cache" / "x.jpg")
+    (tmp_path / "img").mkdir()
+    (tmp_path / "img" / "x.jpg").symlink_to(tmp_path / "cache" / "x.jpg")
+    images = [{"id": 2, "file_name": "x.jpg", "width": W, "height": H}]
+    index = load_coco(_coco(tmp_path, images, [_box(2, 2, [1, 1, 5, 5])]), tmp_path / "img")
+    assert index.num_boxes == 1 and index.report.counts == {}
