@@ -26,10 +26,11 @@ logger = logging.getLogger("predict")
 
 
 def read_rgb(path: Path) -> np.ndarray:
-    """Decode with TensorFlow, exactly as training and evaluation do (JPEG decoders differ by a few levels)."""
-    from centernet_tf.data.pipeline import read_image
+    """Decode with TensorFlow, exactly as training and evaluation do (JPEG decoders differ by a few levels),
+    upright: a phone photo's EXIF orientation is applied, as the labelling tools showed it."""
+    from centernet_tf.data.pipeline import read_image_file
 
-    return read_image(str(path)).numpy()
+    return read_image_file(str(path)).numpy()
 
 
 def predict_images(detector: Any, paths: list[Path], output: Path, class_names: list[str] | None,

@@ -48,7 +48,7 @@ def parity(reference, other, index, score_tolerance: float = 1e-4) -> dict[str, 
     between runtimes); a detection with no such partner counts as unmatched."""
     worst_box, worst_score, unmatched, swapped, count_mismatch = 0.0, 0.0, 0, 0, 0
     for example in index.examples:
-        image = read_image(example.image_path).numpy()
+        image = read_image(example.image_path, example.orientation).numpy()
         a, b = reference.detect(image), other.detect(image)
         count_mismatch += int(len(a.scores) != len(b.scores))
         size = max(image.shape[:2])
@@ -74,7 +74,7 @@ def interleaved_latency(detectors: dict, index, rounds: int) -> dict[str, float]
     """Median ms per ``detect`` over the split's images in ``rounds`` passes; in each pass every detector runs
     the whole split in turn, so the drift of a shared machine hits all of them alike. (Alternating per image
     instead lets one runtime's spinning worker threads slow the other's next call.)"""
-    images = [read_image(example.image_path).numpy() for example in index.examples]
+    images = [read_image(example.image_path, example.orientation).numpy() for example in index.examples]
     times: dict[str, list[float]] = {name: [] for name in detectors}
     for _ in range(rounds):
         for name, detector in detectors.items():

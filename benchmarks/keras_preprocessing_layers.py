@@ -177,7 +177,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.speed_images:
         index = load_split(load_config(REPO / "configs" / "bccd.yaml").data, "train")
         examples = index.examples[: args.speed_images]
-        images = [read_image(e.image_path) for e in examples]
+        images = [read_image(e.image_path, e.orientation) for e in examples]
         boxes = [tf.constant(np.asarray(e.boxes, np.float32).reshape(-1, 4)) for e in examples]
         ms = {name: 1000 * time_in_tf_data(fn, images, boxes, args.epochs) for name, fn in candidates.items()}
         result["ms_per_image"] = {name: round(value, 2) for name, value in ms.items()}

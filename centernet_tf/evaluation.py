@@ -151,7 +151,7 @@ def detector_results(detector: Any, index: DatasetIndex) -> tuple[list[dict[str,
     results: list[dict[str, Any]] = []
     seconds: list[float] = []
     for example in index.examples:
-        image = read_image(example.image_path).numpy()
+        image = read_image(example.image_path, example.orientation).numpy()
         started = time.perf_counter()
         found = detector.detect(image)
         seconds.append(time.perf_counter() - started)

@@ -145,3 +145,72 @@ def test_symlinked_files_inside_the_image_folder_are_read(tmp_path: Path) -> Non
     images = [{"id": 2, "file_name": "x.jpg", "width": W, "height": H}]
     index = load_coco(_coco(tmp_path, images, [_box(2, 2, [1, 1, 5, 5])]), tmp_path / "img")
     assert index.num_boxes == 1 and index.report.counts == {}
+
+
+def _phone_photo(source: Path, path: Path, orientation: int = 6) -> np.ndarray:
+    """A real photo stored as a phone does: pixels sideways plus the EXIF tag that turns them upright.
+    Returns the upright pixels as TensorFlow decodes the original."""
+    from centernet_tf.data.pipeline import read_image
+
+    upright = Image.open(source).convert("RGB")
+    stored = upright.transpose(Image.Transpose.ROTATE_90)  # orientation 6 = stored 90 degrees counter-clockwise
+    exif = Image.Exif()
+    exif[0x0112] = orientation
+    path.parent.mkdir(parents=True, exist_ok=True)
+    stored.save(path, quality=100, exif=exif.tobytes())
+    return read_image(str(source)).numpy()
+
+
+def test_exif_rotated_phone_photo_is_read_upright_everywhere(tmp_path: Path, aquarium_root: Path) -> None:
+    """Labelled on the upright view (as browsers show it): training, evaluation and prediction all read that view."""
+    from centernet_tf.data.pipeline import build_eval_dataset, read_image, read_image_file
+    from centernet_tf.evaluation import detector_results  # noqa: F401  (reads through the same helper)
+
+    source = sorted((aquarium_root / "train" / "images").glob("*.jpg"))[0]
+    upright = _phone_photo(source, tmp_path / "JPEGImages" / "a.jpg")
+    h, w = upright.shape[:2]
+    box = (w // 4, h // 3, w // 2, h // 2)
+    _voc(tmp_path, "a", "a.jpg", [box], size=(w, h))
+    index = load_voc(tmp_path, None)
+    (example,) = index.examples
+    assert (example.width, example.height, example.orientation) == (w, h, 6)
+    assert index.report.counts == {"EXIF-rotated image": 1}
+    pixels = read_image(example.image_path, example.orientation).numpy()
+    assert pixels.shape == upright.shape
+    crop = (slice(box[1], box[3]), slice(box[0], box[2]))
+    # What lies under the labelled box: the same pixels as the original (JPEG re-encoding aside), while the
+    # stored, unrotated pixels there are something else entirely.
+    assert np.abs(pixels[crop].astype(float) - upright[crop]).mean() < 3
+    stored = read_image(example.image_path).numpy()
+    assert stored.shape == (w, h, 3)
+    assert np.abs(np.asarray(Image.fromarray(stored).resize((w, h)))[crop].astype(float) - upright[crop]).mean() > 10
+    np.testing.assert_array_equal(read_image_file(example.image_path).numpy(), pixels)  # predict.py's reader
+    batch = next(iter(build_eval_dataset(index, (64, 64), 1)))
+    np.testing.assert_array_equal(batch["image_size"].numpy()[0], [h, w])
+
+
+def test_exif_tag_on_pixels_labelled_unrotated_is_left_alone(tmp_path: Path, aquarium_root: Path) -> None:
+    """An annotation whose size is the stored one was drawn on the stored pixels (older desktop tools)."""
+    source = sorted((aquarium_root / "train" / "images").glob("*.jpg"))[0]
+    upright = _phone_photo(source, tmp_path / "JPEGImages" / "a.jpg")
+    h, w = upright.shape[:2]
+    _voc(tmp_path, "a", "a.jpg", [(5, 5, 50, 40)], size=(h, w))  # the stored (sideways) size
+    index = load_voc(tmp_path, None)
+    (example,) = index.examples
+    assert (example.width, example.height, example.orientation) == (h, w, 1)
+    assert index.report.counts == {"image labelled unrotated": 1}
+
+
+@pytest.mark.parametrize("orientation", range(1, 9))
+def test_every_exif_orientation_matches_pillow(tmp_path: Path, orientation: int) -> None:
+    from PIL import ImageOps
+
+    from centernet_tf.data.pipeline import apply_exif_orientation
+
+    stored = np.random.default_rng(orientation).integers(0, 256, (5, 7, 3), dtype=np.uint8)
+    image = Image.fromarray(stored)
+    exif = Image.Exif()
+    exif[0x0112] = orientation
+    image.save(tmp_path / "x.png", exif=exif.tobytes())
+    expected = np.asarray(ImageOps.exif_transpose(Image.open(tmp_path / "x.png")).convert("RGB"))
+    np.testing.assert_array_equal(apply_exif_orientation(stored, orientation).numpy(), expected)

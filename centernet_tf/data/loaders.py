@@ -192,7 +192,9 @@ register_source(
         "Pascal VOC XML under `root`: `annotations_dir` (default `Annotations`), `images_dir` (`JPEGImages`) "
         "and `ImageSets/Main/<split>.txt` for `train_split`/`val_split`/`test_split` (a null split reads "
         "every XML file). The two folders may be the same (XML beside the images; `\"\"` is `root` itself) "
-        "and may contain `{split}`, e.g. Roboflow's `train/`, `valid/`: then the split names the folder."
+        "and may contain `{split}`, e.g. Roboflow's `train/`, `valid/`: then the split names the folder. An XML "
+        "pairs with the image of its own name (`voc_match_images_by: filename` reads `<filename>`, inside "
+        "`images_dir` only)."
     ),
 )
 register_source(

@@ -33,13 +33,51 @@ def _index_tensors(index: DatasetIndex) -> dict[str, Any]:
         "class_ids": tf.RaggedTensor.from_row_lengths(flat_classes, lengths),
         "image_id": tf.constant([e.image_id for e in examples], tf.int64),
         "image_size": tf.constant([[e.height, e.width] for e in examples], tf.int32),
+        "orientation": tf.constant([e.orientation for e in examples], tf.int32),
     }
 
 
-def read_image(path: tf.Tensor) -> tf.Tensor:
-    """Decode JPEG/PNG/BMP/GIF to ``uint8 [h, w, 3]``; grayscale is expanded and alpha dropped."""
+def read_image(path: tf.Tensor, orientation: tf.Tensor | int = 1) -> tf.Tensor:
+    """Decode JPEG/PNG/BMP/GIF to ``uint8 [h, w, 3]``; grayscale is expanded and alpha dropped.
+
+    ``orientation`` (EXIF, 1-8) turns the stored pixels into the upright view: TensorFlow's decoders ignore
+    the tag, so the index records it per image (:attr:`~centernet_tf.data.sources.Example.orientation`).
+    """
     image = tf.io.decode_image(tf.io.read_file(path), channels=3, expand_animations=False)
-    return tf.ensure_shape(image, [None, None, 3])
+    return tf.ensure_shape(apply_exif_orientation(image, orientation), [None, None, 3])
+
+
+def apply_exif_orientation(image: tf.Tensor, orientation: tf.Tensor | int) -> tf.Tensor:
+    """The upright view of stored pixels with EXIF orientation 1-8 (as ``PIL.ImageOps.exif_transpose``)."""
+    image = tf.convert_to_tensor(image)
+    if isinstance(orientation, int) and orientation == 1:
+        return image
+    branches = [
+        lambda: image,  # 1
+        lambda: tf.reverse(image, [1]),  # 2: mirrored
+        lambda: tf.reverse(image, [0, 1]),  # 3: 180 degrees
+        lambda: tf.reverse(image, [0]),  # 4: upside-down mirror
+        lambda: tf.transpose(image, [1, 0, 2]),  # 5: transpose
+        lambda: tf.image.rot90(image, 3),  # 6: stored 90 degrees counter-clockwise
+        lambda: tf.reverse(tf.transpose(image, [1, 0, 2]), [0, 1]),  # 7: transverse
+        lambda: tf.image.rot90(image, 1),  # 8: stored 90 degrees clockwise
+    ]
+    index = tf.clip_by_value(tf.cast(orientation, tf.int32), 1, 8) - 1
+    return tf.switch_case(index, branches)
+
+
+def read_image_file(path: str) -> tf.Tensor:
+    """An image file as ``uint8 [h, w, 3]``, upright (EXIF orientation applied), for prediction on a path."""
+    from PIL import Image
+
+    from centernet_tf.data.sources import exif_orientation
+
+    try:
+        with Image.open(path) as opened:
+            orientation = exif_orientation(opened)
+    except Exception:  # TensorFlow's decoder gives the clearer error on a file PIL cannot open
+        orientation = 1
+    return read_image(path, orientation)
 
 
 def _report_dropped_objects(index: DatasetIndex, max_objects: int) -> None:
@@ -80,7 +118,7 @@ def build_train_dataset(
         ds = ds.shuffle(len(index.examples), seed=seed, reshuffle_each_iteration=True)
 
     def load(item: dict[str, tf.Tensor]) -> tuple[tf.Tensor, dict[str, tf.Tensor]]:
-        image, boxes, class_ids = read_image(item["path"]), item["boxes"], item["class_ids"]
+        image, boxes, class_ids = read_image(item["path"], item["orientation"]), item["boxes"], item["class_ids"]
         if augmentation.random_crop:
             image, boxes, keep = random_scale_crop(
                 image, boxes, input_size, augmentation.scale_range, augmentation.crop_border
@@ -113,7 +151,7 @@ def build_eval_dataset(index: DatasetIndex, input_size: tuple[int, int], batch_s
     ds = tf.data.Dataset.from_tensor_slices(tensors)
 
     def load(item: dict[str, tf.Tensor]) -> dict[str, tf.Tensor]:
-        image, letterbox = letterbox_image(read_image(item["path"]), input_size)
+        image, letterbox = letterbox_image(read_image(item["path"], item["orientation"]), input_size)
         return {
             "image": image,
             "letterbox": letterbox,

@@ -29,7 +29,9 @@ from PIL import Image
 logger = logging.getLogger(__name__)
 
 # Reasons that describe a repair (the data is kept) rather than a loss.
-REPAIR_REASONS = frozenset({"clipped box", "rescaled annotation"})
+REPAIR_REASONS = frozenset({"clipped box", "rescaled annotation", "EXIF-rotated image", "image labelled unrotated"})
+#: EXIF orientations that swap width and height (rotations by 90 or 270 degrees, with or without a mirror).
+SWAPPING_ORIENTATIONS = frozenset({5, 6, 7, 8})
 #: Annotated and real image sizes whose x and y ratios differ by less than this are a uniform resize (images
 #: shrunk after labelling): the boxes are rescaled. Otherwise (e.g. width and height swapped) the image is skipped.
 UNIFORM_RESIZE_TOLERANCE = 0.02
@@ -51,6 +53,8 @@ class Example:
     height: int
     boxes: np.ndarray  # float32 [N, 4] x1, y1, x2, y2 in original pixels
     class_ids: np.ndarray  # int32 [N], index into DatasetIndex.class_names
+    #: EXIF orientation (1-8) the readers apply to the stored pixels (1: none); width / height are after it.
+    orientation: int = 1
 
     @property
     def num_boxes(self) -> int:
@@ -183,10 +187,20 @@ class _Collector:
         annotated_size: tuple[int | None, int | None] = (None, None),
     ) -> None:
         """Validate one image and its objects; append an Example or count why not."""
-        size = _probe_image(image_path, self.report, detail, self.check_pixels)
-        if size is None:
+        probed = _probe_image(image_path, self.report, detail, self.check_pixels)
+        if probed is None:
             return
-        width, height = size
+        width, height, orientation = probed
+        if orientation != 1:
+            # Phones store pixels sideways plus an EXIF tag; labelling tools in a browser show (and label) the
+            # upright view, older desktop tools the stored pixels. The annotated size tells which one it was.
+            if orientation in SWAPPING_ORIENTATIONS and tuple(annotated_size) == (width, height):
+                self.report.add("image labelled unrotated", detail)
+                orientation = 1
+            else:
+                self.report.add("EXIF-rotated image", detail)
+                if orientation in SWAPPING_ORIENTATIONS:
+                    width, height = height, width
         factors = (1.0, 1.0)
         if None not in annotated_size and tuple(annotated_size) != (width, height):
             factors = _rescale_factors(annotated_size, (width, height))  # type: ignore[arg-type]
@@ -211,7 +225,7 @@ class _Collector:
         box_array.setflags(write=False)
         id_array.setflags(write=False)
         self.examples.append(
-            Example(str(image_path), int(image_id), int(width), int(height), box_array, id_array)
+            Example(str(image_path), int(image_id), int(width), int(height), box_array, id_array, int(orientation))
         )
 
     def finish(self, class_names: Sequence[str]) -> DatasetIndex:
@@ -255,10 +269,19 @@ def _inside(path: Path, folder: Path) -> bool:
     return os.path.normpath(os.path.abspath(path)).startswith(root + os.sep)
 
 
+def exif_orientation(image: Image.Image) -> int:
+    """The EXIF orientation tag (1-8) of an open image; 1 when absent or invalid."""
+    try:
+        value = int(image.getexif().get(0x0112, 1))
+    except Exception:  # a malformed EXIF block is not a reason to lose the image
+        return 1
+    return value if 1 <= value <= 8 else 1
+
+
 def _probe_image(
     path: Path, report: SkipReport, detail: str, check_pixels: bool
-) -> tuple[int, int] | None:
-    """Return the real (width, height) of an image file, or None (counted) if unusable.
+) -> tuple[int, int, int] | None:
+    """Return the stored (width, height) of an image file and its EXIF orientation, or None (counted) if unusable.
 
     ``verify()`` only checks headers (and PNG checksums); with ``check_pixels`` the file
     is also decoded - JPEGs at 1/8 scale, which is cheap - so truncated files are caught
@@ -270,9 +293,10 @@ def _probe_image(
     try:
         with Image.open(path) as im:
             size = im.size
-            im.verify()
-        if check_pixels:
-            with Image.open(path) as im:
+            im.verify()  # must come first after open: reading EXIF moves the file position
+        with Image.open(path) as im:
+            orientation = exif_orientation(im)
+            if check_pixels:
                 im.draft("RGB", (max(1, size[0] // 8), max(1, size[1] // 8)))
                 im.load()
     except Exception:  # PIL raises many types for bad files; all mean the same here.
@@ -281,7 +305,7 @@ def _probe_image(
     if size[0] <= 0 or size[1] <= 0:
         report.add("corrupt image", detail)
         return None
-    return int(size[0]), int(size[1])
+    return int(size[0]), int(size[1]), orientation
 
 
 def _validate_box(
