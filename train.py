@@ -11,6 +11,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # before TensorFlow is impor
 
 from centernet_tf.cli import format_metrics, setup_logging  # noqa: E402
 from centernet_tf.config import load_config  # noqa: E402
+from centernet_tf.callbacks import TrainingDiverged  # noqa: E402
 from centernet_tf.training import run_training  # noqa: E402
 
 DEFAULT_CONFIG = Path(__file__).resolve().parent / "configs" / "shapes.yaml"
@@ -27,7 +28,11 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     setup_logging()
     config = load_config(args.config or DEFAULT_CONFIG, args.overrides)
-    metrics = run_training(config, args.run_dir, verbose=2)
+    try:
+        metrics = run_training(config, args.run_dir, verbose=2)
+    except TrainingDiverged as error:
+        logging.getLogger("train").error("Training diverged: %s", error)
+        return 1
     logging.getLogger("train").info("Finished %s", config.name)
     print(format_metrics(metrics, f"{config.name} (val)"))
     return 0

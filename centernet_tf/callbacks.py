@@ -25,6 +25,62 @@ from centernet_tf.visualize import ground_truth_vs_prediction, heatmap_overlay
 logger = logging.getLogger(__name__)
 
 
+class TrainingDiverged(RuntimeError):
+    """Training produced a non-finite loss or weights; nothing was saved from them."""
+
+
+def finite_weights(model: keras.Model) -> bool:
+    """Whether every weight of ``model`` is finite (a model that is not must never be saved as a result)."""
+    return all(bool(tf.reduce_all(tf.math.is_finite(w))) for w in model.weights if "float" in str(w.dtype))
+
+
+class DivergenceGuard(keras.callbacks.Callback):
+    """Stops training at the first non-finite loss, by raising :class:`TrainingDiverged` from the batch, so no
+    later callback (the epoch's backup, the best model) ever writes the diverged weights; warns once when the
+    loss explodes without becoming NaN (learning rate 1e3 took it to 1.4e7 and the weights to 1e20) or the
+    weights grow past ``weight_limit``. Keras' ``TerminateOnNaN`` only sets ``stop_training``, after which the
+    epoch's callbacks still run and back up the NaN weights.
+    """
+
+    def __init__(self, explosion_factor: float = 100.0, weight_limit: float = 1e6) -> None:
+        super().__init__()
+        self.explosion_factor = float(explosion_factor)
+        self.weight_limit = float(weight_limit)
+        self.epoch = 0
+        self.reference: float | None = None
+        self.warned = False
+
+    def on_epoch_begin(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
+        self.epoch = epoch
+
+    def on_train_batch_end(self, batch: int, logs: dict[str, Any] | None = None) -> None:
+        if not logs or "loss" not in logs:
+            return
+        loss = float(logs["loss"])
+        if not math.isfinite(loss):
+            raise TrainingDiverged(
+                f"the training loss became {loss} at epoch {self.epoch + 1}, step {batch + 1}: training stopped and "
+                "no model was saved from these weights. Lower train.learning_rate (or check the data)."
+            )
+        if self.reference is None and loss > 0:
+            self.reference = loss
+        elif not self.warned and self.reference and loss > self.explosion_factor * self.reference:
+            self.warned = True
+            logger.warning(
+                "The training loss rose from %.4g to %.4g (epoch %d, step %d): training is diverging; lower "
+                "train.learning_rate.", self.reference, loss, self.epoch + 1, batch + 1,
+            )
+
+    def on_epoch_end(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
+        largest = max((float(tf.reduce_max(tf.abs(w))) for w in self.model.trainable_weights), default=0.0)
+        if not math.isfinite(largest):
+            raise TrainingDiverged(f"non-finite weights after epoch {epoch + 1}: training stopped, nothing saved.")
+        if largest > self.weight_limit and not self.warned:
+            self.warned = True
+            logger.warning("A weight reached %.3g after epoch %d: training is diverging; lower train.learning_rate.",
+                           largest, epoch + 1)
+
+
 class CocoEvaluation(keras.callbacks.Callback):
     """Every ``every_n_epochs`` epochs (and after the last), evaluate with pycocotools and keep the best model.
 
@@ -89,7 +145,9 @@ class CocoEvaluation(keras.callbacks.Callback):
             self._log_images(epoch)
         value = metrics[self.monitor]
         logger.info("epoch %d: val mAP %.4f, mAP@0.5 %.4f", epoch + 1, metrics["mAP"], metrics["mAP50"])
-        if value > self.best:
+        if value > self.best and not finite_weights(self.model):
+            logger.warning("epoch %d: the weights are not finite; not saved as %s", epoch + 1, self.best_model_path)
+        elif value > self.best:
             self.best = value
             self.model.save(self.best_model_path)
             self.best_record.write_text(json.dumps({"epoch": epoch + 1, self.monitor: value}))

@@ -7,6 +7,7 @@ different experiment silently.
 from __future__ import annotations
 
 import dataclasses
+import math
 import types
 import typing
 from dataclasses import dataclass, field
@@ -259,8 +260,18 @@ def validate(config: Config) -> None:
             f"train.freeze_backbone_epochs must be in [0, train.epochs), got {config.train.freeze_backbone_epochs} "
             f"with {config.train.epochs} epochs (the fine-tuning phase needs at least one epoch)"
         )
-    if config.train.fine_tune_learning_rate is not None and config.train.fine_tune_learning_rate <= 0:
-        raise ConfigError("train.fine_tune_learning_rate must be > 0 (or null)")
+    for key in ("learning_rate", "fine_tune_learning_rate"):
+        value = getattr(config.train, key)
+        if value is not None and not (math.isfinite(value) and value > 0):
+            raise ConfigError(f"train.{key} must be a positive number (or null), got {value}")
+    if not (math.isfinite(config.train.base_learning_rate) and config.train.base_learning_rate > 0):
+        raise ConfigError(f"train.base_learning_rate must be a positive number, got {config.train.base_learning_rate}")
+    if config.eval.scale_merge not in ("soft_nms", "nms"):
+        raise ConfigError(f"eval.scale_merge must be soft_nms or nms, got {config.eval.scale_merge!r}")
+    if not config.eval.test_scales or min(config.eval.test_scales) <= 0:
+        raise ConfigError(f"eval.test_scales must be positive zoom factors, got {config.eval.test_scales}")
+    if config.data.voc_match_images_by not in ("stem", "filename"):
+        raise ConfigError(f"data.voc_match_images_by must be stem or filename, got {config.data.voc_match_images_by!r}")
     if config.eval.best_metric not in ("mAP", "mAP50", "mAP75"):
         raise ConfigError(f"eval.best_metric must be mAP, mAP50 or mAP75, got {config.eval.best_metric!r}")
     low, high = (config.data.scale_range + [0.0, 0.0])[:2]

@@ -14,7 +14,7 @@ from typing import Any
 import keras
 import yaml
 
-from centernet_tf.callbacks import CocoEvaluation
+from centernet_tf.callbacks import CocoEvaluation, DivergenceGuard, TrainingDiverged, finite_weights
 from centernet_tf.config import Config, LossConfig, TrainConfig
 from centernet_tf.data.augment import Augmentation
 from centernet_tf.data.loaders import load_split
@@ -134,6 +134,7 @@ def training_callbacks(
     """
     # The evaluation runs before TensorBoard, so the mAP it adds to the epoch logs is written too.
     callbacks: list[keras.callbacks.Callback] = [
+        DivergenceGuard(),  # first: a NaN epoch raises before any callback below can save it
         evaluation,
         keras.callbacks.TensorBoard(log_dir=str(run_dir / "logs")),
     ]
@@ -271,7 +272,15 @@ def run_training(config: Config, run_dir: str | Path | None = None, verbose: int
         config.name, len(train_index.examples), len(val_index.examples), len(class_names),
         config.train.epochs, steps_per_epoch,
     )
-    evaluation, history = fit_phases(model, config, train_ds, steps_per_epoch, run_dir, val_index, verbose)
+    try:
+        evaluation, history = fit_phases(model, config, train_ds, steps_per_epoch, run_dir, val_index, verbose)
+        if not finite_weights(model):
+            raise TrainingDiverged("the trained weights are not finite: model.keras was not written")
+    except TrainingDiverged as error:
+        (run_dir / "metrics.json").write_text(json.dumps(
+            {"diverged": str(error), "total_seconds": round(time.perf_counter() - started, 1)}, indent=2
+        ))
+        raise
     model_path = run_dir / "model.keras"
     model.save(model_path)
 
@@ -293,8 +302,10 @@ def run_training(config: Config, run_dir: str | Path | None = None, verbose: int
     return metrics
 
 
-def _final_losses(history: keras.callbacks.History | None) -> dict[str, float]:
-    """The last epoch's losses (none when a resumed run had nothing left to train)."""
+def _final_losses(history: keras.callbacks.History | None) -> dict[str, float | str]:
+    """The last epoch's losses (none when a resumed run had nothing left to train); a non-finite value is
+    written as the string ``"nan"`` / ``"inf"`` (JSON has no such numbers), never left out."""
     if history is None:
         return {}
-    return {k: float(v[-1]) for k, v in history.history.items() if v and not math.isnan(float(v[-1]))}
+    return {k: float(v[-1]) if math.isfinite(float(v[-1])) else str(float(v[-1]))
+            for k, v in history.history.items() if v}
