@@ -2,7 +2,8 @@
 
 Every detector takes an RGB ``uint8`` image ``[H, W, 3]`` of any size and returns :class:`Detections` in
 that image's pixels with 0-based class ids, so ``predict.py``, the parity tests and the export benchmark
-compare like with like.
+compare like with like. Other images are brought to that form by one rule for all three
+(:func:`as_rgb_uint8`): grayscale and RGBA are accepted, a float image in 0-1 is scaled.
 """
 
 from __future__ import annotations
@@ -58,6 +59,39 @@ def _from_detection_api(outputs: dict[str, Any], height: float, width: float) ->
     )
 
 
+def as_rgb_uint8(image: Any) -> np.ndarray:
+    """The ``uint8 [H, W, 3]`` RGB image every detector runs on, or a ``ValueError`` that says what is wrong.
+
+    Grayscale ``(H, W)`` / ``(H, W, 1)`` is repeated to three channels and RGBA loses its alpha. A float image
+    whose values all lie in [0, 1] is taken as 0-1 and scaled to 0-255 (the network expects 0-255: unscaled it
+    is an all-black picture with no detections); other floats and integers are taken as 0-255 (16-bit images as
+    0-65535) and must be finite.
+    """
+    array = np.asarray(image)
+    if array.ndim == 2:
+        array = array[..., None]
+    if array.ndim != 3 or array.shape[-1] not in (1, 3, 4):
+        raise ValueError(f"expected an image [H, W], [H, W, 1], [H, W, 3] or [H, W, 4], got shape {array.shape}")
+    if array.shape[0] == 0 or array.shape[1] == 0:
+        raise ValueError(f"empty image (shape {array.shape})")
+    if array.dtype == np.bool_ or not (np.issubdtype(array.dtype, np.number)):
+        raise ValueError(f"expected a numeric image, got dtype {array.dtype}")
+    if array.shape[-1] == 1:
+        array = np.repeat(array, 3, axis=-1)
+    elif array.shape[-1] == 4:
+        array = array[..., :3]
+    if array.dtype == np.uint8:
+        return np.ascontiguousarray(array)
+    if np.issubdtype(array.dtype, np.floating):
+        if not np.isfinite(array).all():
+            raise ValueError("the image has non-finite (NaN or inf) pixels")
+        if array.min() >= 0.0 and array.max() <= 1.0:
+            array = array * 255.0
+    elif array.dtype == np.uint16:
+        array = array / 257.0
+    return np.clip(np.round(array), 0, 255).astype(np.uint8)
+
+
 class KerasDetector:
     """A :class:`~centernet_tf.model.CenterNet` (or a ``.keras`` file) plus its in-graph decoder.
 
@@ -80,7 +114,7 @@ class KerasDetector:
         return detect_image(self.model, self.decoder, image, self.input_size)
 
     def detect(self, image: np.ndarray) -> Detections:
-        out = self._run(tf.convert_to_tensor(image, tf.uint8))
+        out = self._run(tf.convert_to_tensor(as_rgb_uint8(image)))
         num = int(out["num_detections"][0])
         return Detections(out["boxes"][0, :num].numpy(), out["scores"][0, :num].numpy(),
                           out["classes"][0, :num].numpy())
@@ -95,7 +129,8 @@ class SavedModelDetector:
         self.serve = self.loaded.signatures["serving_default"]
 
     def detect(self, image: np.ndarray) -> Detections:
-        outputs = self.serve(input_tensor=tf.convert_to_tensor(image[None], tf.uint8))
+        image = as_rgb_uint8(image)
+        outputs = self.serve(input_tensor=tf.convert_to_tensor(image[None]))
         return _from_detection_api({k: v.numpy() for k, v in outputs.items()}, image.shape[0], image.shape[1])
 
 
@@ -140,6 +175,7 @@ class TFLiteDetector:
             self._letterbox = lambda image: tuple(t.numpy() for t in compiled(tf.convert_to_tensor(image, tf.uint8)))
 
     def detect(self, image: np.ndarray) -> Detections:
+        image = as_rgb_uint8(image)
         letterboxed, letterbox = self._letterbox(image)
         pixels = letterboxed[None]
         if self.input_dtype == np.uint8:

@@ -306,3 +306,35 @@ def test_flip_test_exports_to_saved_model_and_tflite(model: keras.Model, tmp_pat
     _assert_same_detections(expected, saved.detect(image), image.shape[:2])
     path = export_tflite(model, tmp_path / "flip.tflite", CLASSES, "fp32", decoder=flip)
     _assert_same_detections(expected, TFLiteDetector(path, num_threads=1).detect(image), image.shape[:2])
+
+
+def test_every_detector_takes_grayscale_rgba_and_float_images_by_one_rule(model: keras.Model, tmp_path: Path) -> None:
+    """Grayscale (H, W) and (H, W, 1), RGBA and a float image in 0-1 give the detections of the same RGB uint8
+    image, in all three runtimes; an empty or two-channel image is a clear error."""
+    detectors = {
+        "keras": KerasDetector(model),
+        "saved_model": SavedModelDetector(export_saved_model(model, tmp_path / "saved_model", CLASSES)),
+        "tflite": TFLiteDetector(export_tflite(model, tmp_path / "m.tflite", CLASSES, "fp32"), num_threads=1),
+    }
+    rgb = _image(6)
+    gray = rgb[..., 0]
+    variants = {
+        "gray_2d": (gray, np.repeat(gray[..., None], 3, axis=-1)),
+        "gray_1_channel": (gray[..., None], np.repeat(gray[..., None], 3, axis=-1)),
+        "rgba": (np.concatenate([rgb, np.full(rgb.shape[:2] + (1,), 7, np.uint8)], axis=-1), rgb),
+        "float_0_1": (rgb.astype(np.float32) / 255.0, rgb),
+        "float_0_255": (rgb.astype(np.float64), rgb),
+    }
+    for runtime, detector in detectors.items():
+        for name, (image, equivalent) in variants.items():
+            expected = detector.detect(equivalent)
+            got = detector.detect(image)
+            assert len(got.scores) > 0, (runtime, name)
+            np.testing.assert_array_equal(got.classes, expected.classes, err_msg=f"{runtime} {name}")
+            np.testing.assert_allclose(got.boxes, expected.boxes, atol=1e-4, err_msg=f"{runtime} {name}")
+        with pytest.raises(ValueError, match=r"empty image \(shape \(0, 5, 3\)\)"):
+            detector.detect(np.zeros((0, 5, 3), np.uint8))
+        with pytest.raises(ValueError, match=r"expected an image \[H, W\].*got shape \(4, 4, 2\)"):
+            detector.detect(np.zeros((4, 4, 2), np.uint8))
+        with pytest.raises(ValueError, match="non-finite"):
+            detector.detect(np.full((8, 8, 3), np.nan, np.float32))
