@@ -10,7 +10,7 @@ from pathlib import Path
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # before TensorFlow is imported
 
 import centernet_tf  # noqa: E402,F401 - registers the custom layers and losses for load_model
-from centernet_tf.cli import format_metrics, setup_logging  # noqa: E402
+from centernet_tf.cli import add_debug_flag, format_metrics, run_cli, setup_logging  # noqa: E402
 from centernet_tf.config import load_config  # noqa: E402
 from centernet_tf.data.loaders import load_split  # noqa: E402
 from centernet_tf.evaluation import evaluate_model  # noqa: E402
@@ -29,9 +29,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--split", default="val", choices=["train", "val", "test"])
     parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
     parser.add_argument("--output", help="write the metrics as JSON here")
+    add_debug_flag(parser)
     args = parser.parse_args(argv)
     setup_logging()
-    config_path = args.config or Path(args.model).with_name("config.yaml")
+    if not Path(args.model).is_file():
+        raise FileNotFoundError(f"model not found: {args.model}")
+    config_path = Path(args.config or Path(args.model).with_name("config.yaml"))
+    if not config_path.is_file():
+        raise FileNotFoundError(f"config not found: {config_path} (pass --config: the data to evaluate on)")
     config = load_config(config_path, args.overrides)
     model = load_centernet(args.model)
     labels = Path(args.model).with_name("labels.txt")
@@ -51,4 +56,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    raise SystemExit(run_cli(main))

@@ -16,7 +16,7 @@ from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # before TensorFlow is imported
 
-from centernet_tf.cli import setup_logging  # noqa: E402
+from centernet_tf.cli import add_debug_flag, run_cli, setup_logging  # noqa: E402
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -29,6 +29,7 @@ def main(argv: list[str] | None = None) -> int:
                         "decoder and, for int8, the training images used for calibration")
     parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
     parser.add_argument("--calibration-images", type=int, default=300, help="int8: training images to calibrate on")
+    add_debug_flag(parser)
     args = parser.parse_args(argv)
     setup_logging()
     log = logging.getLogger("export")
@@ -78,4 +79,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    raise SystemExit(run_cli(main))

@@ -9,7 +9,7 @@ from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # before TensorFlow is imported
 
-from centernet_tf.cli import format_metrics, setup_logging  # noqa: E402
+from centernet_tf.cli import add_debug_flag, format_metrics, run_cli, setup_logging  # noqa: E402
 from centernet_tf.config import load_config  # noqa: E402
 from centernet_tf.callbacks import TrainingDiverged  # noqa: E402
 from centernet_tf.training import run_training  # noqa: E402
@@ -25,6 +25,7 @@ def main(argv: list[str] | None = None) -> int:
         help="override a config value, e.g. --set train.epochs=3 (repeatable)",
     )
     parser.add_argument("--run-dir", help="output directory (default: <output_dir>/<name>)")
+    add_debug_flag(parser)
     args = parser.parse_args(argv)
     setup_logging()
     config = load_config(args.config or DEFAULT_CONFIG, args.overrides)
@@ -39,4 +40,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    raise SystemExit(run_cli(main))

@@ -2,8 +2,38 @@
 
 from __future__ import annotations
 
+import argparse
 import logging
+import os
+import sys
+from collections.abc import Callable
 from typing import Any
+
+#: Errors a user can act on: one line each; anything else is a bug and keeps its traceback.
+USER_ERRORS = (ValueError, TypeError, FileNotFoundError, PermissionError, IsADirectoryError, ImportError)
+
+
+def add_debug_flag(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--debug", action="store_true", help="show the full traceback of an error")
+
+
+def run_cli(main: Callable[[list[str] | None], int], argv: list[str] | None = None) -> int:
+    """Run a script's ``main``; an error a user can act on (bad path, bad file, bad config, diverged training)
+    prints one line, ``<script>: error: <message>``, and exits 2 (1 for a diverged training); ``--debug`` (or
+    ``CENTERNET_DEBUG=1``) shows the traceback instead."""
+    from centernet_tf.callbacks import TrainingDiverged
+
+    args = sys.argv[1:] if argv is None else argv
+    debug = "--debug" in args or os.environ.get("CENTERNET_DEBUG") == "1"
+    try:
+        return main(args)
+    except (*USER_ERRORS, TrainingDiverged) as error:
+        if debug:
+            raise
+        script = os.path.basename(sys.argv[0]) or "centernet"
+        message = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        print(f"{script}: error: {message}", file=sys.stderr)
+        return 1 if isinstance(error, TrainingDiverged) else 2
 
 
 def setup_logging() -> None:

@@ -75,6 +75,8 @@ class DataConfig:
     #: Fix the class list (and order); None takes it from the training annotations (YOLO: from dataset_yaml).
     class_names: list[str] | None = None
     max_objects: int = 128
+    #: Images with more pixels are skipped as "image too large" (Pillow's decompression-bomb limit by default).
+    max_image_pixels: int = 178_956_970
     flip: bool = True
     #: CornerNet-style random scale (scale_range) + crop (centre crop_border away from the edges); off by
     #: default until its benefit is benchmarked.

@@ -193,6 +193,8 @@ class TFLiteDetector:
 def load_detector(path: str | Path, num_threads: int | None = None, decoder: CenterNetDecoder | None = None) -> Any:
     """``.keras`` file, SavedModel directory or ``.tflite`` file -> a detector with ``detect(image)``."""
     path = Path(path)
+    if not path.exists():
+        raise FileNotFoundError(f"model not found: {path}")
     if path.is_dir() and (path / "saved_model.pb").exists():
         return SavedModelDetector(path)
     if path.suffix == ".tflite" and path.is_file():

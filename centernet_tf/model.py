@@ -9,6 +9,7 @@ own settings. Its ``compute_loss`` reads the whole target dict (see :mod:`center
 from __future__ import annotations
 
 import logging
+import zipfile
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -229,7 +230,18 @@ def decoder_for(model: keras.Model, settings: dict[str, Any] | None = None) -> C
 def load_centernet(path: str | Path, compile: bool = False) -> CenterNet:
     """Load a ``.keras`` file as a :class:`CenterNet`; a file of centernet-tf 0.1 (one flat functional model) is
     converted to the model of parts with the same weights, its class names read from ``labels.txt`` beside it."""
-    model = keras.models.load_model(path, compile=compile)
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"model not found: {path}")
+    if not zipfile.is_zipfile(path):
+        raise ValueError(
+            f"{path}: not a valid .keras file (not a zip archive: truncated, or another format; a SavedModel is a "
+            "directory, a TFLite model ends in .tflite)"
+        )
+    try:
+        model = keras.models.load_model(path, compile=compile)
+    except (zipfile.BadZipFile, KeyError, EOFError) as error:
+        raise ValueError(f"{path}: not a valid .keras file ({type(error).__name__}: {error})") from error
     if isinstance(model, CenterNet):
         return model
     labels = Path(path).with_name("labels.txt")

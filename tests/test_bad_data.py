@@ -214,3 +214,34 @@ def test_every_exif_orientation_matches_pillow(tmp_path: Path, orientation: int)
     image.save(tmp_path / "x.png", exif=exif.tobytes())
     expected = np.asarray(ImageOps.exif_transpose(Image.open(tmp_path / "x.png")).convert("RGB"))
     np.testing.assert_array_equal(apply_exif_orientation(stored, orientation).numpy(), expected)
+
+
+def _jpeg_claiming_size(path: Path, width: int, height: int) -> None:
+    """A real JPEG whose frame header (SOF0) says ``width x height``: what a loader sees of a huge photo."""
+    _image(path, size=(16, 16))
+    data = bytearray(path.read_bytes())
+    sof = data.index(b"\xff\xc0")
+    data[sof + 5:sof + 7] = height.to_bytes(2, "big")
+    data[sof + 7:sof + 9] = width.to_bytes(2, "big")
+    path.write_bytes(bytes(data))
+
+
+def test_a_huge_jpeg_is_too_large_with_the_limit_and_how_to_raise_it(tmp_path: Path) -> None:
+    _image(tmp_path / "JPEGImages" / "a.jpg")
+    _jpeg_claiming_size(tmp_path / "JPEGImages" / "huge.jpg", 14000, 13000)
+    _voc(tmp_path, "a", "a.jpg", [(1, 1, 10, 10)])
+    _voc(tmp_path, "huge", "huge.jpg", [(1, 1, 10, 10)], size=(14000, 13000))
+    index = load_voc(tmp_path, None)
+    assert index.report.counts == {"image too large": 1}
+    assert index.report.details["image too large"] == [
+        "huge.xml (14000x13000 = 182 MP > 179 MP: raise data.max_image_pixels if the file is trusted)"
+    ]
+
+
+def test_boxes_all_of_other_classes_are_an_error_naming_both_lists(tmp_path: Path) -> None:
+    """A model evaluated on another dataset: not mAP -1 but the two class lists."""
+    _image(tmp_path / "JPEGImages" / "a.jpg")
+    _voc(tmp_path, "a", "a.jpg", [(1, 1, 10, 10), (2, 2, 12, 12)])
+    with pytest.raises(ValueError, match=r"every box is of a class outside the class list \['circle', 'square'\]: "
+                                         r"found \['cell'\]"):
+        load_voc(tmp_path, None, class_names=["circle", "square"])

@@ -11,6 +11,7 @@ Deliberately free of TensorFlow so it can be used (and tested) cheaply.
 
 from __future__ import annotations
 
+import ast
 import contextlib
 import io
 import json
@@ -243,6 +244,12 @@ class _Collector:
                 f"{self.name}: no usable image in {self.source} "
                 f"({self.listed} listed). Most common problems: {reasons}"
             )
+        unknown = [ast.literal_eval(r[len("unknown class "):]) for r in self.report.counts if r.startswith("unknown class ")]
+        if not self.report.boxes_kept and unknown:
+            raise ValueError(
+                f"{self.name}: every box is of a class outside the class list {list(class_names)}: found "
+                f"{unknown[:20]} (a model evaluated on another dataset's classes, or the wrong class_names?)"
+            )
         if not self.report.boxes_kept:
             problems = "; ".join(self.report.top_reasons())
             raise ValueError(
@@ -269,6 +276,21 @@ def _inside(path: Path, folder: Path) -> bool:
     return os.path.normpath(os.path.abspath(path)).startswith(root + os.sep)
 
 
+#: Larger images are skipped as "image too large" (Pillow's own decompression-bomb limit, which it reports
+#: as an error that the loader would otherwise count as a corrupt file). ``load_split`` sets it from
+#: ``data.max_image_pixels``: raise that for trusted gigapixel data.
+MAX_IMAGE_PIXELS = 2 * 89_478_485
+
+
+@contextlib.contextmanager
+def _pixel_limit(limit: int | None):  # noqa: ANN202 - a context manager
+    previous, Image.MAX_IMAGE_PIXELS = Image.MAX_IMAGE_PIXELS, limit
+    try:
+        yield
+    finally:
+        Image.MAX_IMAGE_PIXELS = previous
+
+
 def exif_orientation(image: Image.Image) -> int:
     """The EXIF orientation tag (1-8) of an open image; 1 when absent or invalid."""
     try:
@@ -291,10 +313,18 @@ def _probe_image(
         report.add("missing image", detail)
         return None
     try:
-        with Image.open(path) as im:
+        with _pixel_limit(None), Image.open(path) as im:  # our own limit below, with a message saying so
             size = im.size
+        if size[0] * size[1] > MAX_IMAGE_PIXELS:
+            report.add(
+                "image too large",
+                f"{detail} ({size[0]}x{size[1]} = {size[0] * size[1] / 1e6:.0f} MP > {MAX_IMAGE_PIXELS / 1e6:.0f} MP: "
+                "raise data.max_image_pixels if the file is trusted)",
+            )
+            return None
+        with _pixel_limit(None), Image.open(path) as im:
             im.verify()  # must come first after open: reading EXIF moves the file position
-        with Image.open(path) as im:
+        with _pixel_limit(None), Image.open(path) as im:
             orientation = exif_orientation(im)
             if check_pixels:
                 im.draft("RGB", (max(1, size[0] // 8), max(1, size[1] // 8)))
