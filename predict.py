@@ -42,6 +42,7 @@ def predict_images(detector: Any, paths: list[Path], output: Path, class_names: 
 
     results: dict[str, Any] = {}
     skipped: list[str] = []
+    stems = [path.stem for path in paths]
     for path in paths:
         try:
             image = read_rgb(path)
@@ -50,7 +51,9 @@ def predict_images(detector: Any, paths: list[Path], output: Path, class_names: 
             skipped.append(str(path))
             continue
         detections = detector.detect(image).above(threshold)
-        Image.fromarray(draw_detections(image, detections, class_names)).save(output / f"{path.stem}.jpg", quality=92)
+        # a.jpg and a.png both become pictures: a_jpg.jpg and a_png.jpg when their stems collide
+        name = path.stem if stems.count(path.stem) == 1 else f"{path.stem}_{path.suffix.lstrip('.').lower()}"
+        Image.fromarray(draw_detections(image, detections, class_names)).save(output / f"{name}.jpg", quality=92)
         results[path.name] = detections.to_list(class_names)
         logger.info("%s: %d detections", path.name, len(detections.scores))
     if skipped:

@@ -87,14 +87,21 @@ def fixed_size_detection_fn(model: keras.Model, decoder: CenterNetDecoder) -> Ca
 def write_label_files(output_dir: str | Path, class_names: Iterable[str]) -> None:
     """``labels.txt`` (one name per line, 0-based order) and ``label_map.pbtxt`` (Object Detection API, 1-based)."""
     output_dir = Path(output_dir)
-    names = list(class_names)
-    (output_dir / "labels.txt").write_text("".join(f"{name}\n" for name in names))
+    names = [str(name) for name in class_names]
+    unusable = [name for name in names if not name.strip() or any(c in name for c in "\n\r")]
+    if unusable:  # labels.txt has one name per line
+        raise ValueError(f"class names must be non-empty single lines; got {unusable}")
+    (output_dir / "labels.txt").write_text("".join(f"{name}\n" for name in names), encoding="utf-8")
     items = "".join(
-        f"item {{\n  id: {i}\n  name: '{name.replace(chr(39), chr(92) + chr(39))}'\n  display_name: '"
-        f"{name.replace(chr(39), chr(92) + chr(39))}'\n}}\n"
+        f"item {{\n  id: {i}\n  name: '{_pbtxt_string(name)}'\n  display_name: '{_pbtxt_string(name)}'\n}}\n"
         for i, name in enumerate(names, start=1)
     )
-    (output_dir / "label_map.pbtxt").write_text(items)
+    (output_dir / "label_map.pbtxt").write_text(items, encoding="utf-8")
+
+
+def _pbtxt_string(text: str) -> str:
+    """``text`` inside a single-quoted protobuf text-format string: backslashes and quotes escaped."""
+    return text.replace("\\", "\\\\").replace("'", "\\'").replace('"', '\\"')
 
 
 def export_archive(model: keras.Model, fn: Callable, spec: tf.TensorSpec) -> keras.export.ExportArchive:

@@ -98,6 +98,19 @@ def test_label_files(tmp_path: Path) -> None:
     )
 
 
+def test_label_files_escape_quotes_and_backslashes_and_refuse_newlines(tmp_path: Path) -> None:
+    from google.protobuf import text_format
+
+    names = ["it's", 'say "hi"', "back\\slash", "naïve"]
+    write_label_files(tmp_path, names)
+    assert (tmp_path / "labels.txt").read_text(encoding="utf-8").splitlines() == names
+    lines = (tmp_path / "label_map.pbtxt").read_text(encoding="utf-8").splitlines()
+    parsed = [text_format.Tokenizer([line.split(": ", 1)[1]]).ConsumeString() for line in lines if "  name: " in line]
+    assert parsed == names  # what an Object Detection API reader gets back
+    with pytest.raises(ValueError, match="non-empty single lines"):
+        write_label_files(tmp_path, ["two\nlines"])
+
+
 def _op_names(path: Path) -> set[str]:
     return {op["op_name"] for op in tflite_interpreter(path)._get_ops_details()}
 
@@ -338,3 +351,19 @@ def test_every_detector_takes_grayscale_rgba_and_float_images_by_one_rule(model:
             detector.detect(np.zeros((4, 4, 2), np.uint8))
         with pytest.raises(ValueError, match="non-finite"):
             detector.detect(np.full((8, 8, 3), np.nan, np.float32))
+
+
+def test_predict_on_images_of_the_same_stem_writes_one_picture_each(model: keras.Model, tmp_path: Path) -> None:
+    model.save(tmp_path / "model.keras")
+    (tmp_path / "in").mkdir()
+    Image.fromarray(_image(1)).save(tmp_path / "in" / "a.jpg")
+    Image.fromarray(_image(2)).save(tmp_path / "in" / "a.png")
+    Image.fromarray(_image(3)).save(tmp_path / "in" / "b.png")
+    done = subprocess.run(
+        [sys.executable, str(REPO / "predict.py"), "--model", str(tmp_path / "model.keras"), "--input",
+         str(tmp_path / "in"), "--output", str(tmp_path / "out")],
+        cwd=tmp_path, env=ENV, capture_output=True, text=True, timeout=300,
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert sorted(p.name for p in (tmp_path / "out").glob("*.jpg")) == ["a_jpg.jpg", "a_png.jpg", "b.jpg"]
+    assert sorted(json.loads((tmp_path / "out" / "detections.json").read_text())["images"]) == ["a.jpg", "a.png", "b.png"]

@@ -645,6 +645,9 @@ def _to_int(text: str | None) -> int | None:
 def _check_unique(class_names: Sequence[str], name: str) -> None:
     if len(set(class_names)) != len(class_names):
         raise ValueError(f"{name}: duplicate class names in {list(class_names)}")
+    unusable = [n for n in class_names if not n or any(c in n for c in "\n\r")]
+    if unusable:  # labels.txt, the exports' label files, hold one name per line
+        raise ValueError(f"{name}: class names must be non-empty single lines; got {unusable}")
 
 
 # --------------------------------------------------------------------------------------
