@@ -608,6 +608,15 @@ def test_skip_report_summary_and_log(caplog: pytest.LogCaptureFixture) -> None:
         "set: 7 images kept (20 boxes); skipped 5 zero-area boxes (a.xml, b.xml, c.xml, ...); "
         "repaired 1 clipped box (e.xml)"
     )
+    plurals = SkipReport()
+    for reason in ("unknown class 'bird'", "unknown class 'bird'", "unknown class 'fish'", "size mismatch",
+                   "size mismatch", "annotation of an unknown image id", "annotation of an unknown image id",
+                   "image too large", "image too large", "missing annotation file", "missing annotation file"):
+        plurals.add(reason)
+    assert plurals.summary("p") == (
+        "p: 0 images kept (0 boxes); skipped 2 boxes of unknown class 'bird', 1 box of unknown class 'fish', "
+        "2 size mismatches, 2 annotations of an unknown image id, 2 images too large, 2 missing annotation files"
+    )
     with caplog.at_level(logging.INFO, logger="t"):
         report.log(logging.getLogger("t"), "set")
         only_repairs = SkipReport()

@@ -381,6 +381,8 @@ _NOUNS = ("box", "image", "annotation", "mismatch", "line", "file")
 
 def _plural(reason: str, count: int) -> str:
     """ "image without label file" -> "images without label file", "inverted box" -> "inverted boxes"."""
+    if reason.startswith("unknown class "):  # "3 boxes of unknown class 'bird'"
+        return ("box of " if count == 1 else "boxes of ") + reason
     if count == 1:
         return reason
 
