@@ -75,3 +75,14 @@ def test_a_diverging_run_exits_non_zero_and_saves_no_model(tmp_path: Path, freez
 def test_a_learning_rate_that_cannot_work_is_a_config_error(key: str, value: float) -> None:
     with pytest.raises(ConfigError, match=rf"train.{key} must be a positive number"):
         load_config(None, [f"train.{key}={value}"])
+
+
+def test_every_fit_runs_the_guard_before_the_callbacks_that_save(tmp_path: Path) -> None:
+    """Each phase's fit, and a resumed one, gets its callbacks from training_callbacks: the guard comes first,
+    so it raises before the evaluation (best model) and the backup see a diverged epoch."""
+    from centernet_tf.training import training_callbacks
+
+    config = load_config(None, ["train.resume=true"])
+    callbacks = training_callbacks(config, tmp_path, None, keras.callbacks.Callback(), tmp_path / "backup")
+    kinds = [type(c).__name__ for c in callbacks]
+    assert kinds[0] == "DivergenceGuard" and "BackupAndRestore" in kinds
