@@ -17,13 +17,31 @@ from keras import ops
 LOSS_TERMS = ("heatmap", "wh", "offset")
 
 
+def cross_replica_sum(value: Any) -> Any:
+    """``value`` summed over the replicas of the ``tf.distribute`` strategy running this step (itself outside one).
+
+    The losses are normalised by counts of the whole global batch (positives, objects): a replica that divided
+    by its own count would weigh an image with few objects like one with many, so two replicas would not train
+    as one device does on the same batch.
+    """
+    if keras.backend.backend() != "tensorflow":
+        return value
+    import tensorflow as tf
+
+    context = tf.distribute.get_replica_context()
+    if context is None or context.num_replicas_in_sync == 1:
+        return value
+    return context.all_reduce("sum", value)
+
+
 def focal_loss(target: Any, pred: Any, alpha: float = 2.0, beta: float = 4.0, eps: float = 1e-4) -> Any:
     """Penalty-reduced pixel-wise focal loss of CornerNet / CenterNet over a batch of heatmaps.
 
     ``pred`` is the heatmap after the sigmoid; it is clamped to ``[eps, 1 - eps]`` so ``log`` never sees 0.
     Negatives near a peak are down-weighted by ``(1 - target) ** beta``. The sum is divided by the number of
     peaks (``target == 1``) in the batch; with no peak at all only the negative term remains, undivided,
-    exactly as the reference implementation does.
+    exactly as the reference implementation does. Under ``tf.distribute`` the batch is the global one: each
+    replica divides its sum by the positives of all replicas, and the replicas' losses add up.
     """
     pred = ops.clip(ops.cast(pred, "float32"), eps, 1.0 - eps)
     target = ops.cast(target, "float32")
@@ -31,7 +49,7 @@ def focal_loss(target: Any, pred: Any, alpha: float = 2.0, beta: float = 4.0, ep
     negative = 1.0 - positive
     pos_loss = ops.log(pred) * ops.power(1.0 - pred, alpha) * positive
     neg_loss = ops.log(1.0 - pred) * ops.power(pred, alpha) * ops.power(1.0 - target, beta) * negative
-    num_pos = ops.sum(positive)
+    num_pos = cross_replica_sum(ops.sum(positive))
     return -(ops.sum(pos_loss) + ops.sum(neg_loss)) / ops.maximum(num_pos, 1.0)
 
 
@@ -40,7 +58,7 @@ def regression_l1_loss(pred_map: Any, target: Any, indices: Any, mask: Any) -> A
 
     ``target`` ``[B, K, 2]``, ``indices`` ``[B, K]`` int (flat ``y * W + x``), ``mask`` ``[B, K]`` (1 = object).
     The sum of absolute errors is divided by the number of regressed values (2 per object), as in the
-    reference ``RegL1Loss``; no object gives 0.
+    reference ``RegL1Loss``; no object gives 0. Under ``tf.distribute`` the count is the global batch's.
     """
     pred_map = ops.cast(pred_map, "float32")
     batch, channels = ops.shape(pred_map)[0], ops.shape(pred_map)[-1]
@@ -48,7 +66,7 @@ def regression_l1_loss(pred_map: Any, target: Any, indices: Any, mask: Any) -> A
     pred = ops.take_along_axis(flat_pred, ops.cast(indices, "int32")[..., None], axis=1)
     mask = ops.cast(mask, "float32")[..., None]
     abs_error = ops.abs(pred - ops.cast(target, "float32")) * mask
-    return ops.sum(abs_error) / (2.0 * ops.sum(mask) + 1e-4)
+    return ops.sum(abs_error) / (2.0 * cross_replica_sum(ops.sum(mask)) + 1e-4)
 
 
 @keras.saving.register_keras_serializable(package="centernet_tf")

@@ -164,8 +164,11 @@ class CenterNet(keras.Model):
     ) -> Any:
         """The CenterNet loss of all stacks from the whole target dict; each term is tracked as a metric."""
         terms = self.centernet_loss(y, y_pred, self.stack_prefixes)
+        # Under tf.distribute each replica holds its share of the global-batch loss (the shares add up, and so
+        # do their gradients); a metric averages over replicas, so it is given the share times their number.
+        replicas = self.distribute_strategy.num_replicas_in_sync
         for term, tracker in self.term_trackers.items():
-            tracker.update_state(terms[term])
+            tracker.update_state(terms[term] * replicas)
         total = terms["loss"]
         if self.losses:
             total = total + keras.ops.sum(self.losses)
@@ -204,20 +207,27 @@ def build_centernet(
     decoder: dict[str, Any] | None = None,
     loss: CenterNetLoss | dict[str, Any] | None = None,
     normalization: dict[str, Any] | None = None,
+    synchronized_batch_norm: bool = False,
 ) -> CenterNet:
     """Build a :class:`CenterNet` from registered parts by name.
 
     ``backbone_weights``: None (random init), ``"imagenet"`` (download or Keras cache) or a local weights file.
     Input height and width must be multiples of the backbone's ``size_multiple`` (32 for most).
     ``normalization`` replaces the backbone's registered input normalisation (see ``build_backbone``).
+    ``synchronized_batch_norm``: BatchNorm statistics over the global batch of all ``tf.distribute`` replicas.
     """
     if num_classes < 1:
         raise ValueError(f"num_classes must be >= 1, got {num_classes}")
     parts = build_backbone(backbone, tuple(input_shape), backbone_weights, normalization)
-    return CenterNet(
+    model = CenterNet(
         parts, num_classes, neck=neck, head_conv=head_conv, head_batch_norm=head_batch_norm,
         class_names=class_names, decoder=decoder, loss=loss,
     )
+    if synchronized_batch_norm:
+        for layer in [*model.backbone.layers, *model.layers]:
+            if isinstance(layer, layers.BatchNormalization):
+                layer.synchronized = True
+    return model
 
 
 def decoder_for(model: keras.Model, settings: dict[str, Any] | None = None) -> CenterNetDecoder:

@@ -15,6 +15,7 @@ import keras
 import yaml
 
 from centernet_tf.callbacks import CocoEvaluation, DivergenceGuard, TrainingDiverged, finite_weights
+from centernet_tf.distribute import strategy_for
 from centernet_tf.config import Config, LossConfig, TrainConfig
 from centernet_tf.data.augment import Augmentation
 from centernet_tf.data.loaders import load_split
@@ -232,7 +233,7 @@ def train_dataset_from_config(config: Config, train_index: DatasetIndex, stride:
     return train_ds.repeat(), steps_per_epoch
 
 
-def model_from_config(config: Config, class_names: list[str]) -> CenterNet:
+def model_from_config(config: Config, class_names: list[str], synchronized_batch_norm: bool = False) -> CenterNet:
     """The config's CenterNet; class names, decoder settings and loss weights are saved with it."""
     m = config.model
     return build_centernet(
@@ -246,6 +247,7 @@ def model_from_config(config: Config, class_names: list[str]) -> CenterNet:
         class_names=class_names,
         decoder=decoder_settings(config),
         loss=loss_from_config(config.loss),
+        synchronized_batch_norm=synchronized_batch_norm,
     )
 
 
@@ -265,15 +267,21 @@ def run_training(config: Config, run_dir: str | Path | None = None, verbose: int
     class_names = list(train_index.class_names)
     (run_dir / "labels.txt").write_text("\n".join(class_names) + "\n")
 
-    model = model_from_config(config, class_names)
+    strategy = strategy_for(config.train.distribute)
+    replicas = strategy.num_replicas_in_sync
+    if config.train.batch_size % replicas:
+        raise ValueError(f"train.batch_size {config.train.batch_size} must be a multiple of the {replicas} replicas")
+    with strategy.scope():
+        model = model_from_config(config, class_names, synchronized_batch_norm=replicas > 1)
     train_ds, steps_per_epoch = train_dataset_from_config(config, train_index, model.output_stride)
     logger.info(
-        "Training %s: %d train / %d val images, %d classes, %d epochs x %d steps",
+        "Training %s: %d train / %d val images, %d classes, %d epochs x %d steps%s",
         config.name, len(train_index.examples), len(val_index.examples), len(class_names),
-        config.train.epochs, steps_per_epoch,
+        config.train.epochs, steps_per_epoch, f", {replicas} replicas" if replicas > 1 else "",
     )
     try:
-        evaluation, history = fit_phases(model, config, train_ds, steps_per_epoch, run_dir, val_index, verbose)
+        with strategy.scope():
+            evaluation, history = fit_phases(model, config, train_ds, steps_per_epoch, run_dir, val_index, verbose)
         if not finite_weights(model):
             raise TrainingDiverged("the trained weights are not finite: model.keras was not written")
     except TrainingDiverged as error:

@@ -1,0 +1,46 @@
+"""``tf.distribute`` for training: the strategy named by ``train.distribute`` and who writes the run's files.
+
+The model, its optimizer and metrics are built in the strategy's scope; ``model.fit`` splits each global batch
+of ``train.batch_size`` images across the replicas. The losses normalise by the whole global batch
+(:func:`centernet_tf.losses.cross_replica_sum`) and BatchNorm computes its statistics over it
+(``synchronized``), so several replicas train as one device on the same batch does (tested).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+
+import tensorflow as tf
+
+STRATEGIES = ("none", "mirrored", "multi_worker")
+
+
+def strategy_for(name: str) -> tf.distribute.Strategy:
+    """``none``: the default (one device); ``mirrored``: every local GPU (or the logical CPUs); ``multi_worker``:
+    the workers of ``TF_CONFIG``, each with its local devices."""
+    if name == "none":
+        return tf.distribute.get_strategy()
+    if name == "mirrored":
+        devices = [d.name for d in tf.config.list_logical_devices("GPU")] or [
+            d.name for d in tf.config.list_logical_devices("CPU")
+        ]
+        return tf.distribute.MirroredStrategy(devices)
+    if name == "multi_worker":
+        if "TF_CONFIG" not in os.environ:
+            raise ValueError("train.distribute=multi_worker needs TF_CONFIG (the cluster and this worker's task)")
+        return tf.distribute.MultiWorkerMirroredStrategy()
+    raise ValueError(f"train.distribute must be one of {', '.join(STRATEGIES)}, got {name!r}")
+
+
+def is_chief() -> bool:
+    """Whether this process writes the run's files: always without TF_CONFIG; else the chief, or worker 0 of a
+    cluster without a chief."""
+    config = json.loads(os.environ.get("TF_CONFIG", "{}") or "{}")
+    task = config.get("task") or {}
+    if not task:
+        return True
+    if task.get("type") == "chief":
+        return True
+    has_chief = "chief" in (config.get("cluster") or {})
+    return not has_chief and task.get("type") == "worker" and int(task.get("index", 0)) == 0
