@@ -27,9 +27,14 @@ def strategy_for(name: str) -> tf.distribute.Strategy:
         ]
         return tf.distribute.MirroredStrategy(devices)
     if name == "multi_worker":
-        if "TF_CONFIG" not in os.environ:
-            raise ValueError("train.distribute=multi_worker needs TF_CONFIG (the cluster and this worker's task)")
-        return tf.distribute.MultiWorkerMirroredStrategy()
+        # Measured with Keras 3.15 / TensorFlow 2.21 on two local workers: fit first averages the first batch
+        # over the workers with an eager reduce that fails on PerReplica values, then reduces the scalar logs
+        # with axis=0 ("Invalid reduction dimension 0") - keras-team/keras#20585. Refuse it plainly until the
+        # training runs its own loop on the strategy for this case.
+        raise ValueError(
+            "train.distribute=multi_worker is not supported yet: Keras 3's fit cannot run "
+            "MultiWorkerMirroredStrategy (keras-team/keras#20585). Use mirrored (all GPUs of one machine)."
+        )
     raise ValueError(f"train.distribute must be one of {', '.join(STRATEGIES)}, got {name!r}")
 
 
