@@ -87,12 +87,16 @@ class CenterNetDecoder(keras.layers.Layer):
         half_h = wh_at[..., 1] / 2.0
         boxes = tf.stack([cx - half_w, cy - half_h, cx + half_w, cy + half_h], axis=-1) * float(self.stride)
 
-        if "letterbox" in inputs and inputs["letterbox"] is not None:
-            boxes = undo_letterbox(boxes, inputs["letterbox"], inputs.get("image_size"))
-
+        # NMS on the boxes in input pixels, before the letterbox is undone and the boxes clipped to the image:
+        # that is what a TFLite file (which gets no letterbox) can do too, so every runtime keeps the same boxes.
         if self.nms:
-            return self._class_wise_nms(boxes, scores, classes, num_classes)
-        return self._threshold_and_pad(boxes, scores, classes, k)
+            found = self._class_wise_nms(boxes, scores, classes, num_classes)
+        else:
+            found = self._threshold_and_pad(boxes, scores, classes, k)
+        if "letterbox" in inputs and inputs["letterbox"] is not None:
+            restored = undo_letterbox(found["boxes"], inputs["letterbox"], inputs.get("image_size"))
+            found["boxes"] = tf.where((found["classes"] >= 0)[..., None], restored, 0.0)
+        return found
 
     def _threshold_and_pad(self, boxes: tf.Tensor, scores: tf.Tensor, classes: tf.Tensor, k: tf.Tensor) -> dict:
         keep = scores >= self.score_threshold
@@ -107,27 +111,35 @@ class CenterNetDecoder(keras.layers.Layer):
     def _class_wise_nms(
         self, boxes: tf.Tensor, scores: tf.Tensor, classes: tf.Tensor, num_classes: tf.Tensor
     ) -> dict:
-        # combined_non_max_suppression wants [y1, x1, y2, x2] and per-class scores; coordinates need not be
-        # normalised since IoU is scale invariant.
-        yx_boxes = tf.gather(boxes, [1, 0, 3, 2], axis=-1)[:, :, None, :]
-        class_scores = tf.one_hot(classes, num_classes, dtype=scores.dtype) * scores[..., None]
-        nmsed_boxes, nmsed_scores, nmsed_classes, num = tf.image.combined_non_max_suppression(
-            yx_boxes,
-            class_scores,
-            max_output_size_per_class=self.max_detections,
-            max_total_size=self.max_detections,
-            iou_threshold=self.nms_iou_threshold,
-            score_threshold=self.score_threshold,
-            pad_per_class=False,
-            clip_boxes=False,
-        )
-        valid = tf.range(self.max_detections)[None, :] < num[:, None]
-        return {
-            "boxes": tf.gather(nmsed_boxes, [1, 0, 3, 2], axis=-1),
-            "scores": nmsed_scores,
-            "classes": tf.where(valid, tf.cast(nmsed_classes, tf.int32), -1),
-            "num_detections": tf.cast(num, tf.int32),
-        }
+        """Per-class NMS with one ``NonMaxSuppressionV4`` per image: boxes of different classes are moved
+        apart (by more than any coordinate) so they never overlap. ``combined_non_max_suppression`` does the
+        same per class but is not a TFLite builtin; NMS V4 is, so a TFLite export with NMS runs builtin ops."""
+        offset = tf.reduce_max(tf.abs(boxes)) + 1.0
+        shifted = boxes + tf.cast(classes, boxes.dtype)[..., None] * offset
+        yx = tf.gather(shifted, [1, 0, 3, 2], axis=-1)
+
+        def one_image(args: tuple[tf.Tensor, ...]) -> tuple[tf.Tensor, ...]:
+            image_yx, image_boxes, image_scores, image_classes = args
+            keep, count = tf.image.non_max_suppression_padded(
+                image_yx, image_scores, self.max_detections, iou_threshold=self.nms_iou_threshold,
+                score_threshold=self.score_threshold, pad_to_max_output_size=True,
+            )
+            valid = tf.range(self.max_detections) < count
+            return (
+                tf.where(valid[:, None], tf.gather(image_boxes, keep), 0.0),
+                tf.where(valid, tf.gather(image_scores, keep), 0.0),
+                tf.where(valid, tf.gather(image_classes, keep), -1),
+                count,
+            )
+
+        if boxes.shape[0] == 1:  # the exported graphs: no loop op
+            kept = [t[None] for t in one_image((yx[0], boxes[0], scores[0], tf.cast(classes[0], tf.int32)))]
+        else:
+            kept = tf.map_fn(
+                one_image, (yx, boxes, scores, tf.cast(classes, tf.int32)),
+                fn_output_signature=(tf.float32, tf.float32, tf.int32, tf.int32),
+            )
+        return {"boxes": kept[0], "scores": kept[1], "classes": kept[2], "num_detections": tf.cast(kept[3], tf.int32)}
 
     def get_config(self) -> dict[str, Any]:
         config = super().get_config()

@@ -121,3 +121,29 @@ def test_encode_then_decode_recovers_original_boxes(image_hw, input_hw) -> None:
     want = boxes[np.argsort(boxes[:, 0])]
     np.testing.assert_allclose(got, want, atol=1e-3 * max(h, w))
     assert set(decoded) == {0, 1, 2}
+
+
+def test_class_wise_nms_equals_tensorflows_combined_nms_on_random_maps() -> None:
+    """The builtin-op NMS (one NMS V4 per image over class-separated boxes) keeps what
+    tf.image.combined_non_max_suppression keeps, image by image, for a batch and for one image."""
+    rng = np.random.default_rng(0)
+    maps = {
+        "heatmap": tf.constant(rng.uniform(0, 1, (3, 12, 16, 4)).astype(np.float32)),
+        "wh": tf.constant(rng.uniform(1, 6, (3, 12, 16, 2)).astype(np.float32)),
+        "offset": tf.constant(rng.uniform(0, 1, (3, 12, 16, 2)).astype(np.float32)),
+    }
+    plain = CenterNetDecoder(max_detections=40, score_threshold=0.0)(maps)
+    decoder = CenterNetDecoder(max_detections=40, score_threshold=0.3, nms=True, nms_iou_threshold=0.3)
+    got = decoder(maps)
+    for image in range(3):
+        boxes, scores, classes = plain["boxes"][image], plain["scores"][image], plain["classes"][image]
+        ref = tf.image.combined_non_max_suppression(
+            tf.gather(boxes, [1, 0, 3, 2], axis=-1)[None, :, None, :],
+            (tf.one_hot(classes, 4) * scores[:, None])[None], 40, 40, 0.3, 0.3, clip_boxes=False,
+        )
+        count = int(ref.valid_detections[0])
+        assert int(got["num_detections"][image]) == count and count > 3
+        np.testing.assert_allclose(got["scores"][image, :count], ref.nmsed_scores[0, :count], atol=1e-6)
+        np.testing.assert_array_equal(got["classes"][image, :count], ref.nmsed_classes[0, :count])
+        single = decoder({k: v[image:image + 1] for k, v in maps.items()})  # the exported graphs' path
+        np.testing.assert_allclose(single["boxes"][0], got["boxes"][image], atol=1e-5)

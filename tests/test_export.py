@@ -367,3 +367,28 @@ def test_predict_on_images_of_the_same_stem_writes_one_picture_each(model: keras
     assert done.returncode == 0, done.stderr[-2000:]
     assert sorted(p.name for p in (tmp_path / "out").glob("*.jpg")) == ["a_jpg.jpg", "a_png.jpg", "b.jpg"]
     assert sorted(json.loads((tmp_path / "out" / "detections.json").read_text())["images"]) == ["a.jpg", "a.png", "b.png"]
+
+
+def test_tflite_export_with_nms_runs_builtin_ops_and_matches_keras(model: keras.Model, tmp_path: Path) -> None:
+    """eval.nms: true used to make the TFLite export fail (CombinedNonMaxSuppression is not a builtin)."""
+    from centernet_tf.model import decoder_for
+
+    keras.utils.set_random_seed(3)
+    model = build_centernet(len(CLASSES), "resnet10_slim", (*INPUT, 3))
+    for head, scale, shift in (("heatmap", 400.0, 0.0), ("wh", 100.0, 4.0)):  # spread scores; boxes of ~16 px
+        kernel, bias = model.head_output_layers[head].get_weights()
+        model.head_output_layers[head].set_weights([kernel * scale, bias + shift])
+    nms = decoder_for(model, {"nms": True, "nms_iou_threshold": 0.3, "score_threshold": 0.05})
+    path = export_tflite(model, tmp_path / "nms.tflite", CLASSES, "fp32", decoder=nms)
+    ops = _op_names(path)
+    assert "NON_MAX_SUPPRESSION_V4" in ops and not [op for op in ops if op.startswith("Flex") or op == "CUSTOM"]
+    keras_detector = KerasDetector(model, nms)
+    tflite_detector = TFLiteDetector(path, num_threads=1)
+    for seed in (1, 2):
+        image = _image(seed)
+        _assert_same_detections(keras_detector.detect(image), tflite_detector.detect(image), image.shape[:2])
+    calibration = [np.asarray(tf.image.resize(_image(s), INPUT)) for s in range(4)]
+    int8 = export_tflite(model, tmp_path / "nms_int8.tflite", CLASSES, "int8", representative_images=calibration,
+                         decoder=nms)
+    assert "NON_MAX_SUPPRESSION_V4" in _op_names(int8)
+    assert len(TFLiteDetector(int8, num_threads=1).detect(_image(1)).scores) > 0
