@@ -392,3 +392,18 @@ def test_tflite_export_with_nms_runs_builtin_ops_and_matches_keras(model: keras.
                          decoder=nms)
     assert "NON_MAX_SUPPRESSION_V4" in _op_names(int8)
     assert len(TFLiteDetector(int8, num_threads=1).detect(_image(1)).scores) > 0
+
+
+def test_tflite_fp16_stores_half_weights_and_matches_keras(model: keras.Model, tmp_path: Path) -> None:
+    fp32 = export_tflite(model, tmp_path / "fp32.tflite", CLASSES, "fp32")
+    fp16 = export_tflite(model, tmp_path / "fp16.tflite", CLASSES, "fp16")
+    tensors = tflite_interpreter(fp16).get_tensor_details()
+    assert sum(t["dtype"] == np.float16 for t in tensors) >= 20  # the convolution weights
+    assert fp16.stat().st_size < 0.6 * fp32.stat().st_size
+    assert not [op for op in _op_names(fp16) if op.startswith("Flex") or op == "CUSTOM"]
+    image = _image(3)
+    expected, found = KerasDetector(model).detect(image), TFLiteDetector(fp16, num_threads=1).detect(image)
+    # float16 weights: the strongest detections stay, within a pixel and 1e-2 in score
+    np.testing.assert_array_equal(found.classes[:5], expected.classes[:5])
+    np.testing.assert_allclose(found.scores[:5], expected.scores[:5], atol=1e-2)
+    np.testing.assert_allclose(found.boxes[:5], expected.boxes[:5], atol=1.0)
