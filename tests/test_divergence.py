@@ -86,3 +86,13 @@ def test_every_fit_runs_the_guard_before_the_callbacks_that_save(tmp_path: Path)
     callbacks = training_callbacks(config, tmp_path, None, keras.callbacks.Callback(), tmp_path / "backup")
     kinds = [type(c).__name__ for c in callbacks]
     assert kinds[0] == "DivergenceGuard" and "BackupAndRestore" in kinds
+
+
+def test_metrics_keep_non_finite_losses_visible() -> None:
+    """metrics.json never drops a NaN loss: JSON has no NaN, so it is written as a string."""
+    from centernet_tf.training import _final_losses
+
+    history = keras.callbacks.History()
+    history.history = {"loss": [3.0, float("nan")], "wh_loss": [1.0, float("inf")], "offset_loss": [0.5, 0.25]}
+    assert _final_losses(history) == {"loss": "nan", "wh_loss": "inf", "offset_loss": 0.25}
+    assert json.loads(json.dumps(_final_losses(history)))["loss"] == "nan"
