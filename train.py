@@ -1,43 +1,13 @@
-"""Train CenterNet: ``python train.py`` (built-in shapes data) or ``python train.py --config configs/bccd.yaml``."""
+"""Train CenterNet: ``python train.py`` (built-in shapes data) or ``python train.py --config configs/bccd.yaml``.
 
-from __future__ import annotations
+The same program as the installed ``centernet-train`` command (:mod:`centernet_tf.commands.train`).
+"""
 
-import argparse
-import logging
 import os
-from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # before TensorFlow is imported
 
-from centernet_tf.cli import add_debug_flag, format_metrics, run_cli, setup_logging  # noqa: E402
-from centernet_tf.config import load_config  # noqa: E402
-from centernet_tf.callbacks import TrainingDiverged  # noqa: E402
-from centernet_tf.training import run_training  # noqa: E402
-
-DEFAULT_CONFIG = Path(__file__).resolve().parent / "configs" / "shapes.yaml"
-
-
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--config", help="YAML experiment file (default: the built-in shapes config)")
-    parser.add_argument(
-        "--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
-        help="override a config value, e.g. --set train.epochs=3 (repeatable)",
-    )
-    parser.add_argument("--run-dir", help="output directory (default: <output_dir>/<name>)")
-    add_debug_flag(parser)
-    args = parser.parse_args(argv)
-    setup_logging()
-    config = load_config(args.config or DEFAULT_CONFIG, args.overrides)
-    try:
-        metrics = run_training(config, args.run_dir, verbose=2)
-    except TrainingDiverged as error:
-        logging.getLogger("train").error("Training diverged: %s", error)
-        return 1
-    logging.getLogger("train").info("Finished %s", config.name)
-    print(format_metrics(metrics, f"{config.name} (val)"))
-    return 0
-
+from centernet_tf.commands.train import run  # noqa: E402
 
 if __name__ == "__main__":
-    raise SystemExit(run_cli(main))
+    raise SystemExit(run())

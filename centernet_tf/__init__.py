@@ -4,15 +4,23 @@ Importing the package registers its custom layers, models and losses, so ``keras
 the ``.keras`` files that training writes.
 """
 
-from centernet_tf import losses
-from centernet_tf.backbones import available_backbones, build_backbone, register_backbone
-from centernet_tf.config import Config, load_config
-from centernet_tf.decode import CenterNetDecoder
-from centernet_tf.layers import ImageNormalization
-from centernet_tf.losses import CenterNetLoss
-from centernet_tf.model import CenterNet, build_centernet, load_centernet
-from centernet_tf.necks import available_necks, register_neck
-from centernet_tf.targets import encode_targets, gaussian_radius, keras_targets
+import os as _os
+import sys as _sys
+
+if _os.path.basename(_sys.argv[0] if _sys.argv else "").startswith("centernet-"):
+    # A console command (centernet-train...): TensorFlow's C++ start-up lines would bury its own output; set
+    # before TensorFlow is first imported, and a value the user set wins.
+    _os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+from centernet_tf import losses  # noqa: E402
+from centernet_tf.backbones import available_backbones, build_backbone, register_backbone  # noqa: E402
+from centernet_tf.config import Config, load_config  # noqa: E402
+from centernet_tf.decode import CenterNetDecoder  # noqa: E402
+from centernet_tf.layers import ImageNormalization  # noqa: E402
+from centernet_tf.losses import CenterNetLoss  # noqa: E402
+from centernet_tf.model import CenterNet, build_centernet, load_centernet  # noqa: E402
+from centernet_tf.necks import available_necks, register_neck  # noqa: E402
+from centernet_tf.targets import encode_targets, gaussian_radius, keras_targets  # noqa: E402
 
 __version__ = "0.2.0"
 

@@ -80,3 +80,21 @@ def test_evaluating_a_model_on_data_of_other_classes_names_both_lists(tmp_path: 
     done = _run("evaluate.py", "--model", str(tmp_path / "model.keras"), "--config", str(config), cwd=tmp_path)
     _one_line_error(done, "evaluate.py", "every box is of a class outside the class list ['circle', 'square']: "
                     "found ['cell']")
+
+
+@pytest.mark.parametrize("command", ["centernet-train", "centernet-evaluate", "centernet-export", "centernet-predict"])
+def test_console_commands_are_installed_and_run_from_any_directory(tmp_path: Path, command: str) -> None:
+    executable = Path(sys.executable).parent / command
+    if not executable.exists():
+        pytest.skip(f"{command} is not installed in this environment (pip install -e . installs it)")
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    done = subprocess.run([str(executable), "--help"], cwd=tmp_path, env=env, capture_output=True, text=True,
+                          timeout=120)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.startswith(f"usage: {command}") and "--debug" in done.stdout
+
+
+def test_the_default_config_is_the_shapes_one() -> None:
+    from centernet_tf.commands.train import default_config
+
+    assert default_config() == REPO / "configs" / "shapes.yaml"

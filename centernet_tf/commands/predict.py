@@ -1,0 +1,139 @@
+"""Detect objects: ``python predict.py --model runs/bccd/model.keras --input image.jpg|images/|video.mp4``.
+
+The model is a ``.keras`` file, a SavedModel directory or a ``.tflite`` file (class names from the
+``labels.txt`` beside it). Writes each picture (or the video) with labelled boxes into ``--output`` plus
+``detections.json``: boxes as ``[x1, y1, x2, y2]`` pixels of the original image, scores and class names.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+from pathlib import Path
+from typing import Any
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # before TensorFlow is imported
+
+import numpy as np  # noqa: E402
+
+from centernet_tf.cli import add_debug_flag, run_cli, setup_logging  # noqa: E402
+
+IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".tiff"}
+VIDEO_SUFFIXES = {".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v"}
+logger = logging.getLogger("predict")
+
+
+def read_rgb(path: Path) -> np.ndarray:
+    """Decode with TensorFlow, exactly as training and evaluation do (JPEG decoders differ by a few levels),
+    upright: a phone photo's EXIF orientation is applied, as the labelling tools showed it."""
+    from centernet_tf.data.pipeline import read_image_file
+
+    return read_image_file(str(path)).numpy()
+
+
+def predict_images(detector: Any, paths: list[Path], output: Path, class_names: list[str] | None,
+                   threshold: float) -> dict[str, Any]:
+    import tensorflow as tf
+    from PIL import Image
+
+    from centernet_tf.visualize import draw_detections
+
+    results: dict[str, Any] = {}
+    skipped: list[str] = []
+    stems = [path.stem for path in paths]
+    for path in paths:
+        try:
+            image = read_rgb(path)
+        except (OSError, ValueError, tf.errors.OpError) as error:  # unreadable or not an image: count, go on
+            logger.warning("Skipping %s: %s", path, error)
+            skipped.append(str(path))
+            continue
+        detections = detector.detect(image).above(threshold)
+        # a.jpg and a.png both become pictures: a_jpg.jpg and a_png.jpg when their stems collide
+        name = path.stem if stems.count(path.stem) == 1 else f"{path.stem}_{path.suffix.lstrip('.').lower()}"
+        Image.fromarray(draw_detections(image, detections, class_names)).save(output / f"{name}.jpg", quality=92)
+        results[path.name] = detections.to_list(class_names)
+        logger.info("%s: %d detections", path.name, len(detections.scores))
+    if skipped:
+        logger.warning("Skipped %d unreadable files of %d", len(skipped), len(paths))
+    return {"images": results, "skipped": skipped}
+
+
+def predict_video(detector: Any, path: Path, output: Path, class_names: list[str] | None,
+                  threshold: float) -> dict[str, Any]:
+    try:
+        import cv2
+    except ImportError:
+        raise SystemExit("predict.py: videos need OpenCV: pip install opencv-python-headless") from None
+    from centernet_tf.visualize import draw_detections
+
+    capture = cv2.VideoCapture(str(path))
+    if not capture.isOpened():
+        raise SystemExit(f"predict.py: cannot open video {path}")
+    fps = capture.get(cv2.CAP_PROP_FPS) or 25.0
+    writer = None
+    frames = []
+    while True:
+        ok, frame = capture.read()
+        if not ok:
+            break
+        rgb = cv2.cvtColor(frame, cv2.COLOR_BGR2RGB)
+        detections = detector.detect(rgb).above(threshold)
+        drawn = cv2.cvtColor(draw_detections(rgb, detections, class_names), cv2.COLOR_RGB2BGR)
+        if writer is None:
+            writer = cv2.VideoWriter(str(output / f"{path.stem}.mp4"), cv2.VideoWriter_fourcc(*"mp4v"), fps,
+                                     (drawn.shape[1], drawn.shape[0]))
+        writer.write(drawn)
+        frames.append(detections.to_list(class_names))
+    capture.release()
+    if writer is not None:
+        writer.release()
+    logger.info("%s: %d frames", path.name, len(frames))
+    return {"video": path.name, "fps": fps, "frames": frames}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--model", required=True, help=".keras file, SavedModel directory or .tflite file")
+    parser.add_argument("--input", required=True, help="an image, a directory of images or a video file")
+    parser.add_argument("--output", default="predictions", help="directory for pictures and detections.json")
+    parser.add_argument("--score-threshold", type=float, default=0.3)
+    parser.add_argument("--threads", type=int, default=None, help="CPU threads for TFLite")
+    add_debug_flag(parser)
+    args = parser.parse_args(argv)
+    setup_logging()
+
+    from centernet_tf.inference import load_detector
+
+    source = Path(args.input)
+    if not source.exists():
+        parser.error(f"--input {source}: no such file or directory")
+    output = Path(args.output)
+    output.mkdir(parents=True, exist_ok=True)
+    detector = load_detector(args.model, num_threads=args.threads)
+    class_names = detector.class_names
+
+    if source.is_file() and source.suffix.lower() in VIDEO_SUFFIXES:
+        result = predict_video(detector, source, output, class_names, args.score_threshold)
+    else:
+        paths = sorted(p for p in source.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES) if source.is_dir() \
+            else [source]
+        if not paths:
+            parser.error(f"--input {source}: no images ({', '.join(sorted(IMAGE_SUFFIXES))})")
+        result = predict_images(detector, paths, output, class_names, args.score_threshold)
+    result = {"model": str(args.model), "class_names": class_names, "score_threshold": args.score_threshold,
+              **result}
+    (output / "detections.json").write_text(json.dumps(result, indent=2) + "\n")
+    print(f"wrote {output / 'detections.json'}")
+    return 0
+
+
+def run() -> int:
+    """The console entry point: ``main`` with one-line errors."""
+    return run_cli(main)
+
+
+if __name__ == "__main__":
+    raise SystemExit(run())
