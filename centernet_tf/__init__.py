@@ -21,10 +21,32 @@ from centernet_tf.losses import CenterNetLoss  # noqa: E402
 from centernet_tf.model import CenterNet, build_centernet, load_centernet  # noqa: E402
 from centernet_tf.necks import available_necks, register_neck  # noqa: E402
 from centernet_tf.targets import encode_targets, gaussian_radius, keras_targets  # noqa: E402
+# What a notebook calls, from the top level: data, training, evaluation, detection, export, conversion.
+from centernet_tf.data.loaders import load_split  # noqa: E402
+from centernet_tf.data.pipeline import build_eval_dataset, build_train_dataset  # noqa: E402
+from centernet_tf.data.sources import load_coco, load_voc, load_yolo  # noqa: E402
+from centernet_tf.evaluation import evaluate_detector, evaluate_model  # noqa: E402
+from centernet_tf.export import export_saved_model, export_tflite  # noqa: E402
+from centernet_tf.inference import load_detector  # noqa: E402
+from centernet_tf.training import run_training  # noqa: E402
+from centernet_tf.transfer import set_backbone_trainable  # noqa: E402
 
 __version__ = "0.2.0"
 
 __all__ = [
+    "build_eval_dataset",
+    "build_train_dataset",
+    "evaluate_detector",
+    "evaluate_model",
+    "export_saved_model",
+    "export_tflite",
+    "load_coco",
+    "load_detector",
+    "load_split",
+    "load_voc",
+    "load_yolo",
+    "run_training",
+    "set_backbone_trainable",
     "CenterNet",
     "CenterNetDecoder",
     "CenterNetLoss",

@@ -51,3 +51,18 @@ def test_the_check_catches_an_undefined_name(tmp_path: Path) -> None:
     reporter = _Collect()
     pyflakes_api.checkPath(str(bad), reporter)
     assert len(reporter.found) == 1 and "undefined name 'load_centernet'" in reporter.found[0]
+
+
+def test_the_readme_calls_only_what_the_package_exports() -> None:
+    """The README's notebook example uses the package's top level (``ct.<name>``): each name must exist there."""
+    import re
+
+    import centernet_tf
+
+    readme = (REPO / "README.md").read_text()
+    used = set(re.findall(r"\bct\.([A-Za-z_]\w*)", readme))
+    assert {"build_centernet", "load_voc", "build_train_dataset", "evaluate_model", "export_tflite",
+            "load_detector"} <= used
+    missing = sorted(name for name in used if not hasattr(centernet_tf, name))
+    assert not missing, f"README uses ct.{missing} which centernet_tf does not export"
+    assert set(centernet_tf.__all__) <= set(dir(centernet_tf))
