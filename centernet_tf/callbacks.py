@@ -81,6 +81,26 @@ class DivergenceGuard(keras.callbacks.Callback):
                            largest, epoch + 1)
 
 
+class ResultsCSV(keras.callbacks.CSVLogger):
+    """``results.csv``: one row per epoch with the losses, the learning rate and the validation mAP.
+
+    Keras' ``CSVLogger`` fixes its columns at the first epoch, which drops the mAP columns when the first epoch
+    is not an evaluation epoch; here they are always columns (``NA`` between evaluations). Appends, so a
+    resumed run or the next training phase continues the same file.
+    """
+
+    COCO_COLUMNS = ("val_mAP", "val_mAP50", "val_mAP75")
+
+    def __init__(self, filename: str | Path) -> None:
+        super().__init__(str(filename), append=True)
+
+    def on_epoch_end(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
+        logs = dict(logs or {})
+        if self.keys is None:
+            self.keys = sorted(set(logs) | set(self.COCO_COLUMNS))
+        super().on_epoch_end(epoch, logs)
+
+
 class CocoEvaluation(keras.callbacks.Callback):
     """Every ``every_n_epochs`` epochs (and after the last), evaluate with pycocotools and keep the best model.
 

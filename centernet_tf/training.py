@@ -14,7 +14,7 @@ from typing import Any
 import keras
 import yaml
 
-from centernet_tf.callbacks import CocoEvaluation, DivergenceGuard, TrainingDiverged, finite_weights
+from centernet_tf.callbacks import CocoEvaluation, DivergenceGuard, ResultsCSV, TrainingDiverged, finite_weights
 from centernet_tf.distribute import strategy_for
 from centernet_tf.config import Config, LossConfig, TrainConfig
 from centernet_tf.data.augment import Augmentation
@@ -138,6 +138,7 @@ def training_callbacks(
         DivergenceGuard(),  # first: a NaN epoch raises before any callback below can save it
         evaluation,
         keras.callbacks.TensorBoard(log_dir=str(run_dir / "logs")),
+        ResultsCSV(run_dir / "results.csv"),
     ]
     if config.train.resume:
         backup = backup_dir or run_dir / "backup"

@@ -79,6 +79,10 @@ def test_train_writes_model_metrics_and_tensorboard_logs(tiny_run) -> None:
     assert "shapes train: 24 images kept" in result.stderr
     model = keras.models.load_model(run_dir / "model.keras")
     assert model.input_shape == (None, 64, 96, 3)
+    rows = (run_dir / "results.csv").read_text().splitlines()
+    header = rows[0].split(",")
+    assert len(rows) == 3 and {"epoch", "loss", "heatmap_loss", "val_mAP", "val_mAP50"} <= set(header)
+    assert [row.split(",")[header.index("epoch")] for row in rows[1:]] == ["0", "1"]
 
 
 def test_evaluate_script_reproduces_the_training_metrics(tiny_run, tmp_path: Path) -> None:
