@@ -139,6 +139,9 @@ class EvalConfig:
     score_threshold: float = 0.01
     nms: bool = False
     nms_iou_threshold: float = 0.5
+    #: With nms: "hard" (remove) or "soft" (Gaussian soft-NMS, lower the scores); across classes or per class.
+    nms_method: str = "hard"
+    nms_class_agnostic: bool = False
     #: Test-time augmentation (saved with the model like the settings above): average the heatmap and wh of
     #: the image and its mirror; run at several zooms and merge per class (soft_nms as the original, or nms).
     flip_test: bool = False
@@ -273,6 +276,8 @@ def validate(config: Config) -> None:
             raise ConfigError(f"train.{key} must be a positive number (or null), got {value}")
     if not (math.isfinite(config.train.base_learning_rate) and config.train.base_learning_rate > 0):
         raise ConfigError(f"train.base_learning_rate must be a positive number, got {config.train.base_learning_rate}")
+    if config.eval.nms_method not in ("hard", "soft"):
+        raise ConfigError(f"eval.nms_method must be hard or soft, got {config.eval.nms_method!r}")
     if config.eval.scale_merge not in ("soft_nms", "nms"):
         raise ConfigError(f"eval.scale_merge must be soft_nms or nms, got {config.eval.scale_merge!r}")
     if not config.eval.test_scales or min(config.eval.test_scales) <= 0:

@@ -9,6 +9,8 @@ import tensorflow as tf
 
 #: How detections of several test scales are merged.
 SCALE_MERGES = ("soft_nms", "nms")
+#: The decoder's optional NMS: "hard" removes overlapping boxes, "soft" lowers their scores (Gaussian).
+NMS_METHODS = ("hard", "soft")
 
 
 @keras.saving.register_keras_serializable(package="centernet_tf")
@@ -45,6 +47,8 @@ class CenterNetDecoder(keras.layers.Layer):
         test_scales: tuple[float, ...] | list[float] = (1.0,),
         scale_merge: str = "soft_nms",
         soft_nms_sigma: float = 0.5,
+        nms_method: str = "hard",
+        nms_class_agnostic: bool = False,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
@@ -61,6 +65,10 @@ class CenterNetDecoder(keras.layers.Layer):
             raise ValueError(f"scale_merge must be one of {', '.join(SCALE_MERGES)}, got {scale_merge!r}")
         self.scale_merge = scale_merge
         self.soft_nms_sigma = float(soft_nms_sigma)
+        if nms_method not in NMS_METHODS:
+            raise ValueError(f"nms_method must be one of {', '.join(NMS_METHODS)}, got {nms_method!r}")
+        self.nms_method = nms_method
+        self.nms_class_agnostic = bool(nms_class_agnostic)
 
     def call(self, inputs: dict[str, Any]) -> dict[str, Any]:
         heatmap = tf.convert_to_tensor(inputs["heatmap"], tf.float32)
@@ -111,23 +119,28 @@ class CenterNetDecoder(keras.layers.Layer):
     def _class_wise_nms(
         self, boxes: tf.Tensor, scores: tf.Tensor, classes: tf.Tensor, num_classes: tf.Tensor
     ) -> dict:
-        """Per-class NMS with one ``NonMaxSuppressionV4`` per image: boxes of different classes are moved
-        apart (by more than any coordinate) so they never overlap. ``combined_non_max_suppression`` does the
-        same per class but is not a TFLite builtin; NMS V4 is, so a TFLite export with NMS runs builtin ops."""
-        offset = tf.reduce_max(tf.abs(boxes)) + 1.0
+        """Per-class NMS with one ``NonMaxSuppressionV5`` per image: boxes of different classes are moved
+        apart (by more than any coordinate) so they never overlap (not moved: ``nms_class_agnostic``).
+        ``combined_non_max_suppression`` does the per-class part itself but is not a TFLite builtin; NMS V5 is,
+        so a TFLite export with NMS runs builtin ops. ``nms_method="soft"``: Gaussian soft-NMS, neighbours'
+        scores times ``exp(-iou^2 / soft_nms_sigma)`` (the original's convention; TensorFlow's sigma is half)."""
+        offset = 0.0 if self.nms_class_agnostic else tf.reduce_max(tf.abs(boxes)) + 1.0
         shifted = boxes + tf.cast(classes, boxes.dtype)[..., None] * offset
         yx = tf.gather(shifted, [1, 0, 3, 2], axis=-1)
+        soft = self.nms_method == "soft"
+        sigma = self.soft_nms_sigma / 2.0 if soft else 0.0
 
         def one_image(args: tuple[tf.Tensor, ...]) -> tuple[tf.Tensor, ...]:
             image_yx, image_boxes, image_scores, image_classes = args
-            keep, count = tf.image.non_max_suppression_padded(
-                image_yx, image_scores, self.max_detections, iou_threshold=self.nms_iou_threshold,
-                score_threshold=self.score_threshold, pad_to_max_output_size=True,
+            keep, kept_scores, count = tf.raw_ops.NonMaxSuppressionV5(
+                boxes=image_yx, scores=image_scores, max_output_size=self.max_detections,
+                iou_threshold=1.0 if soft else self.nms_iou_threshold, score_threshold=self.score_threshold,
+                soft_nms_sigma=sigma, pad_to_max_output_size=True,
             )
             valid = tf.range(self.max_detections) < count
             return (
                 tf.where(valid[:, None], tf.gather(image_boxes, keep), 0.0),
-                tf.where(valid, tf.gather(image_scores, keep), 0.0),
+                tf.where(valid, kept_scores, 0.0),
                 tf.where(valid, tf.gather(image_classes, keep), -1),
                 count,
             )
@@ -153,6 +166,8 @@ class CenterNetDecoder(keras.layers.Layer):
             test_scales=list(self.test_scales),
             scale_merge=self.scale_merge,
             soft_nms_sigma=self.soft_nms_sigma,
+            nms_method=self.nms_method,
+            nms_class_agnostic=self.nms_class_agnostic,
         )
         return config
 

@@ -86,6 +86,8 @@ def decoder_settings(config: Config) -> dict[str, Any]:
         "score_threshold": e.score_threshold,
         "nms": e.nms,
         "nms_iou_threshold": e.nms_iou_threshold,
+        "nms_method": e.nms_method,
+        "nms_class_agnostic": e.nms_class_agnostic,
         "flip_test": e.flip_test,
         "test_scales": list(e.test_scales),
         "scale_merge": e.scale_merge,

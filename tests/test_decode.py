@@ -147,3 +147,34 @@ def test_class_wise_nms_equals_tensorflows_combined_nms_on_random_maps() -> None
         np.testing.assert_array_equal(got["classes"][image, :count], ref.nmsed_classes[0, :count])
         single = decoder({k: v[image:image + 1] for k, v in maps.items()})  # the exported graphs' path
         np.testing.assert_allclose(single["boxes"][0], got["boxes"][image], atol=1e-5)
+
+
+def _two_overlapping_classes() -> dict[str, tf.Tensor]:
+    """Two peaks of different classes whose boxes overlap (IoU 0.6), and a far one."""
+    heatmap = np.zeros((1, 16, 16, 2), np.float32)
+    heatmap[0, 5, 5, 0], heatmap[0, 5, 6, 1], heatmap[0, 12, 12, 0] = 0.9, 0.8, 0.7
+    wh = np.full((1, 16, 16, 2), 4.0, np.float32)
+    return {"heatmap": tf.constant(heatmap), "wh": tf.constant(wh), "offset": tf.zeros((1, 16, 16, 2))}
+
+
+def test_class_agnostic_nms_removes_overlaps_across_classes() -> None:
+    maps = _two_overlapping_classes()
+    per_class = CenterNetDecoder(max_detections=5, score_threshold=0.1, nms=True, nms_iou_threshold=0.5)(maps)
+    agnostic = CenterNetDecoder(max_detections=5, score_threshold=0.1, nms=True, nms_iou_threshold=0.5,
+                                nms_class_agnostic=True)(maps)
+    assert int(per_class["num_detections"][0]) == 3
+    assert int(agnostic["num_detections"][0]) == 2
+    np.testing.assert_allclose(agnostic["scores"][0, :2], [0.9, 0.7])
+
+
+def test_soft_nms_lowers_overlapping_scores_by_the_gaussian_weight() -> None:
+    maps = _two_overlapping_classes()
+    decoder = CenterNetDecoder(max_detections=5, score_threshold=0.1, nms=True, nms_method="soft",
+                               soft_nms_sigma=0.5, nms_class_agnostic=True)
+    found = decoder(maps)
+    iou = 192 / 320  # 16x16 px boxes 4 px apart: 12x16 overlap
+    assert int(found["num_detections"][0]) == 3
+    np.testing.assert_allclose(sorted(found["scores"].numpy()[0, :3], reverse=True),
+                               sorted([0.9, 0.7, 0.8 * np.exp(-iou**2 / 0.5)], reverse=True), rtol=1e-5)
+    with pytest.raises(ValueError, match="nms_method must be one of hard, soft"):
+        CenterNetDecoder(nms_method="linear")

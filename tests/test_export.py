@@ -381,7 +381,7 @@ def test_tflite_export_with_nms_runs_builtin_ops_and_matches_keras(model: keras.
     nms = decoder_for(model, {"nms": True, "nms_iou_threshold": 0.3, "score_threshold": 0.05})
     path = export_tflite(model, tmp_path / "nms.tflite", CLASSES, "fp32", decoder=nms)
     ops = _op_names(path)
-    assert "NON_MAX_SUPPRESSION_V4" in ops and not [op for op in ops if op.startswith("Flex") or op == "CUSTOM"]
+    assert "NON_MAX_SUPPRESSION_V5" in ops and not [op for op in ops if op.startswith("Flex") or op == "CUSTOM"]
     keras_detector = KerasDetector(model, nms)
     tflite_detector = TFLiteDetector(path, num_threads=1)
     for seed in (1, 2):
@@ -390,7 +390,7 @@ def test_tflite_export_with_nms_runs_builtin_ops_and_matches_keras(model: keras.
     calibration = [np.asarray(tf.image.resize(_image(s), INPUT)) for s in range(4)]
     int8 = export_tflite(model, tmp_path / "nms_int8.tflite", CLASSES, "int8", representative_images=calibration,
                          decoder=nms)
-    assert "NON_MAX_SUPPRESSION_V4" in _op_names(int8)
+    assert "NON_MAX_SUPPRESSION_V5" in _op_names(int8)
     assert len(TFLiteDetector(int8, num_threads=1).detect(_image(1)).scores) > 0
 
 
