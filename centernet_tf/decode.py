@@ -98,7 +98,7 @@ class CenterNetDecoder(keras.layers.Layer):
         # NMS on the boxes in input pixels, before the letterbox is undone and the boxes clipped to the image:
         # that is what a TFLite file (which gets no letterbox) can do too, so every runtime keeps the same boxes.
         if self.nms:
-            found = self._class_wise_nms(boxes, scores, classes, num_classes)
+            found = self.class_wise_nms(boxes, scores, classes, num_classes)
         else:
             found = self._threshold_and_pad(boxes, scores, classes, k)
         if "letterbox" in inputs and inputs["letterbox"] is not None:
@@ -116,7 +116,7 @@ class CenterNetDecoder(keras.layers.Layer):
         boxes = tf.pad(tf.where(keep[..., None], boxes, 0.0), [[0, 0], [0, pad], [0, 0]])
         return {"boxes": boxes, "scores": scores, "classes": tf.cast(classes, tf.int32), "num_detections": num}
 
-    def _class_wise_nms(
+    def class_wise_nms(
         self, boxes: tf.Tensor, scores: tf.Tensor, classes: tf.Tensor, num_classes: tf.Tensor
     ) -> dict:
         """Per-class NMS with one ``NonMaxSuppressionV5`` per image: boxes of different classes are moved

@@ -60,31 +60,11 @@ def merge_scales(per_scale: list[dict[str, tf.Tensor]], decoder: CenterNetDecode
     classes = tf.concat([d["classes"][0] for d in per_scale], axis=0)
     valid = classes >= 0
     boxes, scores, classes = tf.boolean_mask(boxes, valid), tf.boolean_mask(scores, valid), tf.boolean_mask(classes, valid)
-    # Boxes of different classes moved apart (by more than any coordinate) so that one NMS call keeps classes
-    # separate, the usual "class offset" trick.
-    offset = tf.reduce_max(tf.concat([tf.reshape(tf.abs(boxes), [-1]), [0.0]], axis=0)) + 1.0
-    shifted = boxes + tf.cast(classes, tf.float32)[:, None] * offset
-    yx = tf.gather(shifted, [1, 0, 3, 2], axis=-1)
-    if decoder.scale_merge == "soft_nms":
-        # The original weighs a neighbour by exp(-iou^2 / sigma); TensorFlow by exp(-iou^2 / (2 sigma')).
-        keep, kept_scores = tf.image.non_max_suppression_with_scores(
-            yx, scores, decoder.max_detections, iou_threshold=1.0, score_threshold=decoder.score_threshold,
-            soft_nms_sigma=decoder.soft_nms_sigma / 2.0,
-        )
-    else:
-        keep = tf.image.non_max_suppression(
-            yx, scores, decoder.max_detections, iou_threshold=decoder.nms_iou_threshold,
-            score_threshold=decoder.score_threshold,
-        )
-        kept_scores = tf.gather(scores, keep)
-    count = tf.shape(keep)[0]
-    pad = decoder.max_detections - count
-    return {
-        "boxes": tf.pad(tf.gather(boxes, keep), [[0, pad], [0, 0]])[None],
-        "scores": tf.pad(kept_scores, [[0, pad]])[None],
-        "classes": tf.pad(tf.gather(classes, keep), [[0, pad]], constant_values=-1)[None],
-        "num_detections": count[None],
-    }
+    merger = CenterNetDecoder(**{
+        **decoder.get_config(), "nms": True, "nms_method": "soft" if decoder.scale_merge == "soft_nms" else "hard",
+        "nms_class_agnostic": False,
+    })
+    return merger.class_wise_nms(boxes[None], scores[None], classes[None], None)
 
 
 def describe(decoder: CenterNetDecoder) -> str:
