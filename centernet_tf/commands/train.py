@@ -40,7 +40,8 @@ def main(argv: list[str] | None = None) -> int:
     setup_logging()
     config = load_config(args.config or default_config(), args.overrides)
     try:
-        metrics = run_training(config, args.run_dir, verbose=2)
+        # Keras' per-step progress bar (with ETA) on a terminal; one line per epoch in a log file or CI.
+        metrics = run_training(config, args.run_dir, verbose=1 if sys.stdout.isatty() else 2)
     except TrainingDiverged as error:
         logging.getLogger("train").error("Training diverged: %s", error)
         return 1
