@@ -19,7 +19,7 @@ from centernet_tf.data.letterbox import letterbox_boxes
 from centernet_tf.data.pipeline import build_eval_dataset
 from centernet_tf.data.sources import DatasetIndex
 from centernet_tf.decode import CenterNetDecoder
-from centernet_tf.evaluation import evaluate_model
+from centernet_tf.evaluation import coco_ground_truth, coco_metrics, predict_detections
 from centernet_tf.visualize import ground_truth_vs_prediction, heatmap_overlay
 
 logger = logging.getLogger(__name__)
@@ -136,6 +136,8 @@ class CocoEvaluation(keras.callbacks.Callback):
         self._images: tuple[tf.Tensor, tf.Tensor] | None = None
         #: Metrics of the latest evaluation (after the last epoch once ``fit`` returns) and time spent evaluating.
         self.latest: dict[str, Any] = {}
+        #: The COCO result dicts (detections) of the latest evaluation, for the confusion matrix.
+        self.latest_results: list[dict[str, Any]] = []
         self.seconds = 0.0
         #: One ``{"epoch", "mAP", "mAP50", "mAP75"}`` per evaluation: the learning curve. Kept in a file beside
         #: the best model, so a resumed run still reports the evaluations made before the crash.
@@ -153,7 +155,8 @@ class CocoEvaluation(keras.callbacks.Callback):
         if not (last or (self.every_n_epochs > 0 and (epoch + 1) % self.every_n_epochs == 0)):
             return
         started = time.perf_counter()
-        metrics = evaluate_model(self.model, self.index, self.decoder, self.batch_size)
+        self.latest_results = predict_detections(self.model, self.index, self.decoder, self.batch_size)
+        metrics = coco_metrics(coco_ground_truth(self.index), self.latest_results, list(self.index.class_names))
         self.seconds += time.perf_counter() - started
         self.latest = metrics
         self.curve = [c for c in self.curve if c["epoch"] < epoch + 1]

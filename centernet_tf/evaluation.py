@@ -116,15 +116,19 @@ def coco_metrics(ground_truth: COCO, results: list[dict[str, Any]], class_names:
     category_ids = evaluator.params.catIds
     per_class = {}
     per_class50 = {}
+    curves50 = {}
     for k, category_id in enumerate(category_ids):
         name = ground_truth.cats[category_id]["name"]
         per_class[name] = mean_valid(precision[:, :, k])
         per_class50[name] = mean_valid(precision[0, :, k])
+        curves50[name] = [round(float(p), 4) for p in precision[0, :, k]]
     metrics: dict[str, Any] = {n: float(v) for n, v in zip(names, stats[:6])}
     metrics.update(
         AR100=float(stats[8]),
         per_class_AP=per_class,
         per_class_AP50=per_class50,
+        #: precision at COCOeval's 101 recall points (0, 0.01, ... 1), IoU 0.5; -1 for a class without objects
+        precision_recall50=curves50,
         num_detections=len(results),
         summary=log.getvalue(),
     )

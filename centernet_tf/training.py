@@ -12,7 +12,9 @@ from pathlib import Path
 from typing import Any
 
 import keras
+import tensorflow as tf
 import yaml
+from PIL import Image
 
 from centernet_tf.callbacks import CocoEvaluation, DivergenceGuard, ResultsCSV, TrainingDiverged, finite_weights
 from centernet_tf.distribute import strategy_for
@@ -22,9 +24,10 @@ from centernet_tf.data.loaders import load_split
 from centernet_tf.data.pipeline import build_train_dataset
 from centernet_tf.data.sources import DatasetIndex
 from centernet_tf.decode import CenterNetDecoder
-from centernet_tf.evaluation import evaluate_model
+from centernet_tf.evaluation import coco_ground_truth, coco_metrics, predict_detections
 from centernet_tf.losses import CenterNetLoss
 from centernet_tf.model import CenterNet, build_centernet, decoder_for
+from centernet_tf.plots import confusion_matrix, draw_confusion_matrix, draw_precision_recall
 from centernet_tf.schedules import fine_tune_learning_rate, learning_rate_schedule, peak_learning_rate
 from centernet_tf.transfer import set_backbone_trainable
 
@@ -297,7 +300,11 @@ def run_training(config: Config, run_dir: str | Path | None = None, verbose: int
 
     # The callback evaluated the final weights after the last epoch; no need to run the network again.
     # (A run resumed after its last epoch trains nothing, so evaluate here in that case.)
-    metrics = dict(evaluation.latest) or evaluate_model(model, val_index, evaluation.decoder, config.eval.batch_size)
+    results = evaluation.latest_results
+    if not evaluation.latest:
+        results = predict_detections(model, val_index, evaluation.decoder, config.eval.batch_size)
+    metrics = dict(evaluation.latest) or coco_metrics(coco_ground_truth(val_index), results, class_names)
+    write_evaluation_plots(run_dir, metrics, results, val_index, config.train.epochs)
     summary = metrics.pop("summary", "")
     metrics.update(
         train_seconds=round(time.perf_counter() - started - evaluation.seconds, 1),
@@ -311,6 +318,22 @@ def run_training(config: Config, run_dir: str | Path | None = None, verbose: int
     (run_dir / "metrics.json").write_text(json.dumps(metrics, indent=2))
     (run_dir / "coco_eval.txt").write_text(summary)
     return metrics
+
+
+def write_evaluation_plots(run_dir: Path, metrics: dict[str, Any], results: list[dict[str, Any]],
+                           index: DatasetIndex, step: int) -> None:
+    """``precision_recall.png`` and ``confusion_matrix.png`` in the run folder, and the same pictures in
+    TensorBoard (``logs/images``), for the validation split's final evaluation."""
+    pictures = {
+        "precision_recall": draw_precision_recall(metrics.get("precision_recall50", {})),
+        "confusion_matrix": draw_confusion_matrix(confusion_matrix(results, index), index.class_names),
+    }
+    writer = tf.summary.create_file_writer(str(run_dir / "logs" / "images"))
+    with writer.as_default():
+        for name, picture in pictures.items():
+            Image.fromarray(picture).save(run_dir / f"{name}.png")
+            tf.summary.image(name, picture[None], step=step)
+    writer.flush()
 
 
 def _final_losses(history: keras.callbacks.History | None) -> dict[str, float | str]:
