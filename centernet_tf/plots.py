@@ -1,5 +1,7 @@
-"""Pictures of an evaluation that users of detection toolkits look at first: precision-recall curves per class
-and a confusion matrix, drawn with Pillow (no plotting library needed) into the run folder and TensorBoard.
+"""Pictures that users of detection toolkits look at first, drawn with Pillow (no plotting library needed) into
+the run folder and TensorBoard: before training, the label statistics and a grid of augmented training samples
+with their boxes (the check to run before trusting a pipeline); after it, precision-recall curves per class
+and a confusion matrix.
 """
 
 from __future__ import annotations
@@ -111,4 +113,80 @@ def draw_confusion_matrix(matrix: np.ndarray, class_names: Sequence[str], cell: 
             draw.text((box[0] + 6, box[1] + cell // 2 - 6), str(int(matrix[i, j])),
                       fill=(255, 255, 255) if shares[i, j] > 0.6 else (0, 0, 0))
     draw.text((margin, 8), "true (rows) vs predicted (columns)", fill=(0, 0, 0))
+    return np.asarray(image)
+
+
+def boxes_from_targets(targets: Mapping[str, np.ndarray], stride: int) -> list[tuple[np.ndarray, np.ndarray]]:
+    """The boxes the training targets encode, per image: ``(boxes x1, y1, x2, y2 in input pixels, class ids)``,
+    decoded from ``indices``, ``offset``, ``wh`` and the class channel of the heatmap peak, i.e. exactly what
+    the network is asked to predict."""
+    heatmap = np.asarray(targets["heatmap"])
+    width = heatmap.shape[2]
+    decoded = []
+    for b in range(heatmap.shape[0]):
+        keep = np.asarray(targets["mask"][b]) > 0
+        index = np.asarray(targets["indices"][b])[keep].astype(np.int64)
+        ys, xs = index // width, index % width
+        offset, wh = np.asarray(targets["offset"][b])[keep], np.asarray(targets["wh"][b])[keep]
+        cx, cy = xs + offset[:, 0], ys + offset[:, 1]
+        boxes = np.stack([cx - wh[:, 0] / 2, cy - wh[:, 1] / 2, cx + wh[:, 0] / 2, cy + wh[:, 1] / 2], axis=1) * stride
+        decoded.append((boxes.astype(np.float32), heatmap[b, ys, xs].argmax(axis=-1).astype(np.int32)))
+    return decoded
+
+
+def draw_training_samples(
+    images: np.ndarray, targets: Mapping[str, np.ndarray], stride: int, class_names: Sequence[str], columns: int = 4
+) -> np.ndarray:
+    """A grid of augmented training images with the boxes their targets encode, labelled by class."""
+    from centernet_tf.inference import Detections
+    from centernet_tf.visualize import draw_detections
+
+    tiles = []
+    for image, (boxes, classes) in zip(np.asarray(images), boxes_from_targets(targets, stride)):
+        found = Detections(boxes, np.ones(len(boxes), np.float32), classes)
+        tiles.append(draw_detections(np.clip(image, 0, 255).astype(np.uint8), found, list(class_names), show_scores=False))
+    rows = [tiles[i:i + columns] for i in range(0, len(tiles), columns)]
+    blank = np.full_like(tiles[0], 255)
+    rows[-1] += [blank] * (columns - len(rows[-1]))
+    return np.concatenate([np.concatenate(row, axis=1) for row in rows], axis=0)
+
+
+def draw_label_statistics(index: Any, size: tuple[int, int] = (900, 360)) -> np.ndarray:
+    """Boxes per class (bars) and the box-size histogram (square root of box area over image area, 20 bins,
+    with COCO's small / medium / large counts): what the data asks of the model."""
+    width, height = size
+    image = Image.new("RGB", size, (255, 255, 255))
+    draw = ImageDraw.Draw(image)
+    names = list(index.class_names)
+    counts = np.zeros(len(names), np.int64)
+    relative, areas = [], []
+    for example in index.examples:
+        np.add.at(counts, np.asarray(example.class_ids, np.int64), 1)
+        boxes = np.asarray(example.boxes, np.float64).reshape(-1, 4)
+        box_areas = (boxes[:, 2] - boxes[:, 0]) * (boxes[:, 3] - boxes[:, 1])
+        areas.extend(box_areas.tolist())
+        relative.extend(np.sqrt(box_areas / (example.width * example.height)).tolist())
+    half = width // 2
+
+    def bars(values: np.ndarray, labels: list[str], x0: int, x1: int, title: str, one_colour: bool = False) -> None:
+        top, bottom = 40, height - 50
+        draw.text((x0, 10), title, fill=(0, 0, 0))
+        peak = max(int(values.max()) if values.size else 0, 1)
+        step = (x1 - x0) / max(len(values), 1)
+        for i, value in enumerate(values):
+            left = x0 + i * step + 2
+            draw.rectangle([left, bottom - (bottom - top) * value / peak, left + step - 4, bottom],
+                           fill=(0, 114, 178) if one_colour else PALETTE[i % len(PALETTE)])
+            if labels[i]:
+                draw.text((left, bottom + 4 + 12 * (i % 2)), labels[i][:10], fill=(0, 0, 0))
+        draw.text((x0, top - 14), f"max {peak}", fill=(90, 90, 90))
+
+    bars(counts, names, 20, half - 20, f"boxes per class ({int(counts.sum())} boxes, {len(index.examples)} images)")
+    histogram, _ = np.histogram(relative, bins=20, range=(0.0, 1.0))
+    ticks = [f"{v:.2f}" if i % 5 == 0 else "" for i, v in enumerate(np.linspace(0, 1, 21)[:-1])]
+    areas_array = np.asarray(areas)
+    coco = (int((areas_array < 32**2).sum()), int(((areas_array >= 32**2) & (areas_array < 96**2)).sum()),
+            int((areas_array >= 96**2).sum()))
+    bars(histogram, ticks, half + 20, width - 20,
+         f"box size sqrt(box/image area); small {coco[0]}, medium {coco[1]}, large {coco[2]}", one_colour=True)
     return np.asarray(image)

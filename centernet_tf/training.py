@@ -27,7 +27,13 @@ from centernet_tf.decode import CenterNetDecoder
 from centernet_tf.evaluation import coco_ground_truth, coco_metrics, predict_detections
 from centernet_tf.losses import CenterNetLoss
 from centernet_tf.model import CenterNet, build_centernet, decoder_for
-from centernet_tf.plots import confusion_matrix, draw_confusion_matrix, draw_precision_recall
+from centernet_tf.plots import (
+    confusion_matrix,
+    draw_confusion_matrix,
+    draw_label_statistics,
+    draw_precision_recall,
+    draw_training_samples,
+)
 from centernet_tf.schedules import fine_tune_learning_rate, learning_rate_schedule, peak_learning_rate
 from centernet_tf.transfer import set_backbone_trainable
 
@@ -280,6 +286,7 @@ def run_training(config: Config, run_dir: str | Path | None = None, verbose: int
     with strategy.scope():
         model = model_from_config(config, class_names, synchronized_batch_norm=replicas > 1)
     train_ds, steps_per_epoch = train_dataset_from_config(config, train_index, model.output_stride)
+    write_data_pictures(run_dir, train_index, train_ds, model.output_stride)
     logger.info(
         "Training %s: %d train / %d val images, %d classes, %d epochs x %d steps%s",
         config.name, len(train_index.examples), len(val_index.examples), len(class_names),
@@ -320,6 +327,28 @@ def run_training(config: Config, run_dir: str | Path | None = None, verbose: int
     return metrics
 
 
+def write_data_pictures(run_dir: Path, index: DatasetIndex, train_ds: Any, stride: int) -> None:
+    """``label_statistics.png`` and ``training_samples.png`` (one augmented batch with the boxes its targets
+    encode) in the run folder and TensorBoard (``logs/images``, step 0), before training starts."""
+    images, targets = next(iter(train_ds))
+    pictures = {
+        "label_statistics": draw_label_statistics(index),
+        "training_samples": draw_training_samples(
+            images.numpy()[:8], {k: v.numpy()[:8] for k, v in targets.items()}, stride, index.class_names
+        ),
+    }
+    _write_pictures(run_dir, pictures, step=0)
+
+
+def _write_pictures(run_dir: Path, pictures: dict[str, Any], step: int) -> None:
+    writer = tf.summary.create_file_writer(str(run_dir / "logs" / "images"))
+    with writer.as_default():
+        for name, picture in pictures.items():
+            Image.fromarray(picture).save(run_dir / f"{name}.png")
+            tf.summary.image(name, picture[None], step=step)
+    writer.flush()
+
+
 def write_evaluation_plots(run_dir: Path, metrics: dict[str, Any], results: list[dict[str, Any]],
                            index: DatasetIndex, step: int) -> None:
     """``precision_recall.png`` and ``confusion_matrix.png`` in the run folder, and the same pictures in
@@ -328,12 +357,7 @@ def write_evaluation_plots(run_dir: Path, metrics: dict[str, Any], results: list
         "precision_recall": draw_precision_recall(metrics.get("precision_recall50", {})),
         "confusion_matrix": draw_confusion_matrix(confusion_matrix(results, index), index.class_names),
     }
-    writer = tf.summary.create_file_writer(str(run_dir / "logs" / "images"))
-    with writer.as_default():
-        for name, picture in pictures.items():
-            Image.fromarray(picture).save(run_dir / f"{name}.png")
-            tf.summary.image(name, picture[None], step=step)
-    writer.flush()
+    _write_pictures(run_dir, pictures, step)
 
 
 def _final_losses(history: keras.callbacks.History | None) -> dict[str, float | str]:

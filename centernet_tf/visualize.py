@@ -49,8 +49,11 @@ _CLASS_COLOURS = [(230, 25, 75), (60, 180, 75), (0, 130, 200), (245, 130, 48), (
                   (240, 50, 230), (210, 245, 60), (250, 190, 190), (0, 128, 128)]
 
 
-def draw_detections(image: np.ndarray, detections: Detections, class_names: list[str] | None = None) -> np.ndarray:
-    """A copy of the RGB ``uint8`` image with each box drawn and labelled ``"name 0.87"`` (for ``predict.py``)."""
+def draw_detections(
+    image: np.ndarray, detections: Detections, class_names: list[str] | None = None, show_scores: bool = True
+) -> np.ndarray:
+    """A copy of the RGB ``uint8`` image with each box drawn and labelled ``"name 0.87"`` (for ``predict.py``;
+    ``show_scores=False`` for ground truth: ``"name"``)."""
     from PIL import Image, ImageDraw
 
     picture = Image.fromarray(np.asarray(image, np.uint8))
@@ -62,7 +65,7 @@ def draw_detections(image: np.ndarray, detections: Detections, class_names: list
         y1, y2 = sorted((float(box[1]), float(box[3])))
         draw.rectangle([x1, y1, x2, y2], outline=colour, width=line)
         name = class_names[int(cls)] if class_names and 0 <= cls < len(class_names) else str(int(cls))
-        label = f"{name} {float(score):.2f}"
+        label = f"{name} {float(score):.2f}" if show_scores else name
         left, top, right, bottom = draw.textbbox((x1, y1), label)
         lift = bottom - top + 2
         y_text = y1 - lift if y1 - lift >= 0 else y1

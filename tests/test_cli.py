@@ -80,11 +80,11 @@ def test_train_writes_model_metrics_and_tensorboard_logs(tiny_run) -> None:
     assert "shapes train: 24 images kept" in result.stderr
     model = keras.models.load_model(run_dir / "model.keras")
     assert model.input_shape == (None, 64, 96, 3)
-    for picture in ("precision_recall.png", "confusion_matrix.png"):
+    for picture in ("precision_recall.png", "confusion_matrix.png", "label_statistics.png", "training_samples.png"):
         assert np.asarray(Image.open(run_dir / picture)).std() > 10
     final_images = {value.tag for f in image_events for event in tf.compat.v1.train.summary_iterator(str(f))
                     for value in event.summary.value}
-    assert {"precision_recall", "confusion_matrix"} <= final_images
+    assert {"precision_recall", "confusion_matrix", "label_statistics", "training_samples"} <= final_images
     rows = (run_dir / "results.csv").read_text().splitlines()
     header = rows[0].split(",")
     assert len(rows) == 3 and {"epoch", "loss", "heatmap_loss", "val_mAP", "val_mAP50"} <= set(header)

@@ -53,3 +53,22 @@ def test_precision_recall_curves_are_cocoevals_and_average_to_ap50() -> None:
     assert curves["cat"][0] == 1.0 and curves["cat"][100] == round(2 / 3, 4)
     picture = draw_precision_recall(curves)
     assert picture.shape == (480, 640, 3) and picture.std() > 10
+
+
+def test_training_targets_decode_back_to_the_boxes_and_pictures_are_drawn() -> None:
+    import tensorflow as tf
+
+    from centernet_tf.plots import boxes_from_targets, draw_label_statistics, draw_training_samples
+    from centernet_tf.targets import encode_targets, keras_targets
+
+    boxes = np.array([[10.5, 12.25, 30.5, 40.0], [40.0, 8.0, 60.0, 20.0]], np.float32)
+    encoded = keras_targets(encode_targets(tf.constant(boxes), tf.constant([1, 0]), (64, 64), 2, stride=4,
+                                           max_objects=5))
+    targets = {k: v.numpy()[None] for k, v in encoded.items()}
+    (decoded, classes), = boxes_from_targets(targets, stride=4)
+    np.testing.assert_allclose(decoded, boxes, atol=1e-4)
+    np.testing.assert_array_equal(classes, [1, 0])
+    grid = draw_training_samples(np.zeros((1, 64, 64, 3), np.float32), targets, 4, ["cat", "dog"])
+    assert grid.shape == (64, 256, 3) and grid.std() > 1
+    stats = draw_label_statistics(INDEX)
+    assert stats.shape == (360, 900, 3) and stats.std() > 10
