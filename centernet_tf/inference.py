@@ -113,6 +113,16 @@ class KerasDetector:
     def _detect(self, image: tf.Tensor) -> dict[str, tf.Tensor]:
         return detect_image(self.model, self.decoder, image, self.input_size)
 
+    def heatmap_overlay(self, image: np.ndarray) -> np.ndarray:
+        """The letterboxed network input with the max-over-classes heatmap blended in red (``uint8``): where
+        the model sees object centres, as the paper's figures show it."""
+        from centernet_tf.test_time import network_outputs
+        from centernet_tf.visualize import heatmap_overlay
+
+        letterboxed, _ = letterbox_image(tf.convert_to_tensor(as_rgb_uint8(image)), self.input_size)
+        heatmap = network_outputs(self.model, letterboxed[None], self.decoder.flip_test)["heatmap"]
+        return (heatmap_overlay(letterboxed[None], heatmap)[0].numpy() * 255).round().astype(np.uint8)
+
     def detect(self, image: np.ndarray) -> Detections:
         out = self._run(tf.convert_to_tensor(as_rgb_uint8(image)))
         num = int(out["num_detections"][0])

@@ -366,6 +366,14 @@ def test_predict_on_images_of_the_same_stem_writes_one_picture_each(model: keras
     )
     assert done.returncode == 0, done.stderr[-2000:]
     assert sorted(p.name for p in (tmp_path / "out").glob("*.jpg")) == ["a_jpg.jpg", "a_png.jpg", "b.jpg"]
+    heatmaps = subprocess.run(
+        [sys.executable, str(REPO / "predict.py"), "--model", str(tmp_path / "model.keras"), "--input",
+         str(tmp_path / "in" / "b.png"), "--output", str(tmp_path / "hm"), "--heatmap"],
+        cwd=tmp_path, env=ENV, capture_output=True, text=True, timeout=300,
+    )
+    assert heatmaps.returncode == 0, heatmaps.stderr[-2000:]
+    overlay = np.asarray(Image.open(tmp_path / "hm" / "b_heatmap.jpg"))
+    assert overlay.shape == (*INPUT, 3) and overlay[..., 0].mean() > overlay[..., 1].mean()  # red: the heatmap
     assert sorted(json.loads((tmp_path / "out" / "detections.json").read_text())["images"]) == ["a.jpg", "a.png", "b.png"]
 
 

@@ -34,7 +34,7 @@ def read_rgb(path: Path) -> np.ndarray:
 
 
 def predict_images(detector: Any, paths: list[Path], output: Path, class_names: list[str] | None,
-                   threshold: float) -> dict[str, Any]:
+                   threshold: float, heatmap: bool = False) -> dict[str, Any]:
     import tensorflow as tf
     from PIL import Image
 
@@ -54,6 +54,8 @@ def predict_images(detector: Any, paths: list[Path], output: Path, class_names: 
         # a.jpg and a.png both become pictures: a_jpg.jpg and a_png.jpg when their stems collide
         name = path.stem if stems.count(path.stem) == 1 else f"{path.stem}_{path.suffix.lstrip('.').lower()}"
         Image.fromarray(draw_detections(image, detections, class_names)).save(output / f"{name}.jpg", quality=92)
+        if heatmap:
+            Image.fromarray(detector.heatmap_overlay(image)).save(output / f"{name}_heatmap.jpg", quality=92)
         results[path.name] = detections.to_list(class_names)
         logger.info("%s: %d detections", path.name, len(detections.scores))
     if skipped:
@@ -101,6 +103,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--output", default="predictions", help="directory for pictures and detections.json")
     parser.add_argument("--score-threshold", type=float, default=0.3)
     parser.add_argument("--threads", type=int, default=None, help="CPU threads for TFLite")
+    parser.add_argument("--heatmap", action="store_true",
+                        help="also write <name>_heatmap.jpg: the predicted centre heatmap over the network input "
+                             "(.keras models; exported files return boxes only)")
     add_debug_flag(parser)
     args = parser.parse_args(argv)
     setup_logging()
@@ -114,6 +119,8 @@ def main(argv: list[str] | None = None) -> int:
     output.mkdir(parents=True, exist_ok=True)
     detector = load_detector(args.model, num_threads=args.threads)
     class_names = detector.class_names
+    if args.heatmap and not hasattr(detector, "heatmap_overlay"):
+        raise ValueError("--heatmap needs a .keras model: a SavedModel or TFLite file returns boxes only")
 
     if source.is_file() and source.suffix.lower() in VIDEO_SUFFIXES:
         result = predict_video(detector, source, output, class_names, args.score_threshold)
@@ -122,7 +129,7 @@ def main(argv: list[str] | None = None) -> int:
             else [source]
         if not paths:
             parser.error(f"--input {source}: no images ({', '.join(sorted(IMAGE_SUFFIXES))})")
-        result = predict_images(detector, paths, output, class_names, args.score_threshold)
+        result = predict_images(detector, paths, output, class_names, args.score_threshold, args.heatmap)
     result = {"model": str(args.model), "class_names": class_names, "score_threshold": args.score_threshold,
               **result}
     (output / "detections.json").write_text(json.dumps(result, indent=2) + "\n")
