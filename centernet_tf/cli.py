@@ -49,6 +49,8 @@ def format_metrics(metrics: dict[str, Any], title: str) -> str:
         f"  mAP@0.5      = {metrics['mAP50']:.4f}",
         f"  mAP@0.75     = {metrics['mAP75']:.4f}",
     ]
+    if "VOC07_mAP50" in metrics:
+        lines.append(f"  VOC07 mAP@0.5 (11-point) = {metrics['VOC07_mAP50']:.4f}, VOC2010+ = {metrics['VOC_mAP50']:.4f}")
     for name, ap in metrics.get("per_class_AP", {}).items():
         ap50 = metrics.get("per_class_AP50", {}).get(name, float("nan"))
         lines.append(f"  AP[{name}] = {ap:.4f} (AP50 {ap50:.4f})")

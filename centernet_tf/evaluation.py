@@ -142,9 +142,10 @@ def evaluate_model(
     batch_size: int = 8,
     input_size: tuple[int, int] | None = None,
 ) -> dict[str, Any]:
-    """COCO metrics of ``model`` on ``index`` (pycocotools, all boxes in original-image pixels)."""
+    """COCO metrics of ``model`` on ``index`` (pycocotools, all boxes in original-image pixels) and the VOC
+    devkit's mAP@0.5 (VOC07 11-point and VOC2010+), difficult objects ignored."""
     results = predict_detections(model, index, decoder, batch_size, input_size)
-    return coco_metrics(coco_ground_truth(index), results, list(index.class_names))
+    return {**coco_metrics(coco_ground_truth(index), results, list(index.class_names)), **voc_metrics(results, index)}
 
 
 def detector_results(detector: Any, index: DatasetIndex) -> tuple[list[dict[str, Any]], list[float]]:
@@ -168,6 +169,75 @@ def detector_results(detector: Any, index: DatasetIndex) -> tuple[list[dict[str,
 def evaluate_detector(detector: Any, index: DatasetIndex) -> dict[str, Any]:
     """COCO metrics of a ``.keras`` / SavedModel / TFLite detector, plus its median seconds per image."""
     results, seconds = detector_results(detector, index)
-    metrics = coco_metrics(coco_ground_truth(index), results, list(index.class_names))
+    metrics = {**coco_metrics(coco_ground_truth(index), results, list(index.class_names)), **voc_metrics(results, index)}
     metrics["median_seconds_per_image"] = float(np.median(seconds)) if seconds else float("nan")
     return metrics
+
+
+def voc_metrics(results: list[dict[str, Any]], index: DatasetIndex, iou_threshold: float = 0.5) -> dict[str, Any]:
+    """Pascal VOC mAP@0.5 as the VOC devkit computes it, next to COCO's: ``VOC07_mAP50`` (11-point
+    interpolated AP, VOC2007) and ``VOC_mAP50`` (all-point, VOC2010 and later), per class too.
+
+    Objects flagged ``difficult`` (VOC XML) are neither hits nor misses: a detection matching one is ignored.
+    A second detection of an object already found is a false positive. Boxes are compared as continuous
+    coordinates (the devkit's +1 pixel convention for 1-based integer boxes is not applied).
+    """
+    per_class07: dict[str, float] = {}
+    per_class: dict[str, float] = {}
+    by_image = {example.image_id: example for example in index.examples}
+    for class_id, name in enumerate(index.class_names):
+        truth: dict[int, tuple[np.ndarray, np.ndarray]] = {}
+        positives = 0
+        for example in index.examples:
+            mine = np.asarray(example.class_ids) == class_id
+            difficult = (np.asarray(example.difficult) if example.difficult is not None
+                         else np.zeros(len(example.class_ids), bool))[mine]
+            truth[example.image_id] = (np.asarray(example.boxes, np.float64).reshape(-1, 4)[mine], difficult)
+            positives += int((~difficult).sum())
+        found = sorted((r for r in results if int(r["category_id"]) == class_id + 1 and r["image_id"] in by_image),
+                       key=lambda r: -r["score"])
+        matched = {image_id: np.zeros(len(boxes), bool) for image_id, (boxes, _) in truth.items()}
+        hits, false_alarms = [], []
+        for result in found:
+            boxes, difficult = truth[result["image_id"]]
+            x, y, w, h = result["bbox"]
+            overlaps = box_iou(np.array([x, y, x + w, y + h]), boxes)
+            best = int(np.argmax(overlaps)) if len(overlaps) else -1
+            if best >= 0 and overlaps[best] > iou_threshold:
+                if difficult[best]:
+                    continue
+                hit = not matched[result["image_id"]][best]
+                matched[result["image_id"]][best] = True
+            else:
+                hit = False
+            hits.append(hit)
+            false_alarms.append(not hit)
+        if positives == 0:
+            per_class07[name] = per_class[name] = float("nan")
+            continue
+        tp, fp = np.cumsum(hits, dtype=np.float64), np.cumsum(false_alarms, dtype=np.float64)
+        recall = tp / positives
+        precision = tp / np.maximum(tp + fp, np.finfo(np.float64).eps)
+        per_class07[name] = float(np.mean([precision[recall >= t].max() if (recall >= t).any() else 0.0
+                                           for t in np.linspace(0, 1, 11)]))
+        envelope_recall = np.concatenate([[0.0], recall, [1.0]])
+        envelope = np.concatenate([[0.0], precision, [0.0]])
+        envelope = np.maximum.accumulate(envelope[::-1])[::-1]
+        steps = np.flatnonzero(envelope_recall[1:] != envelope_recall[:-1])
+        per_class[name] = float(np.sum((envelope_recall[steps + 1] - envelope_recall[steps]) * envelope[steps + 1]))
+
+    def mean(values: dict[str, float]) -> float:
+        valid = [v for v in values.values() if not np.isnan(v)]
+        return float(np.mean(valid)) if valid else float("nan")
+
+    return {"VOC07_mAP50": mean(per_class07), "VOC_mAP50": mean(per_class),
+            "per_class_VOC07_AP50": per_class07, "per_class_VOC_AP50": per_class}
+
+
+def box_iou(box: np.ndarray, others: np.ndarray) -> np.ndarray:
+    """IoU of one ``x1, y1, x2, y2`` box with ``[N, 4]`` boxes."""
+    ix = np.clip(np.minimum(box[2], others[:, 2]) - np.maximum(box[0], others[:, 0]), 0, None)
+    iy = np.clip(np.minimum(box[3], others[:, 3]) - np.maximum(box[1], others[:, 1]), 0, None)
+    inter = ix * iy
+    union = (box[2] - box[0]) * (box[3] - box[1]) + (others[:, 2] - others[:, 0]) * (others[:, 3] - others[:, 1])
+    return inter / np.maximum(union - inter, 1e-9)

@@ -12,19 +12,11 @@ from typing import Any
 import numpy as np
 from PIL import Image, ImageDraw
 
+from centernet_tf.evaluation import box_iou
+
 #: Distinct line colours (Okabe-Ito, readable by colour-blind users), repeated past eight classes.
 PALETTE = ((230, 159, 0), (86, 180, 233), (0, 158, 115), (240, 228, 66), (0, 114, 178), (213, 94, 0),
            (204, 121, 167), (0, 0, 0))
-
-
-def _iou(box: np.ndarray, others: np.ndarray) -> np.ndarray:
-    """IoU of one ``x1, y1, x2, y2`` box with ``[N, 4]`` boxes."""
-    ix = np.clip(np.minimum(box[2], others[:, 2]) - np.maximum(box[0], others[:, 0]), 0, None)
-    iy = np.clip(np.minimum(box[3], others[:, 3]) - np.maximum(box[1], others[:, 1]), 0, None)
-    inter = ix * iy
-    area = (box[2] - box[0]) * (box[3] - box[1])
-    areas = (others[:, 2] - others[:, 0]) * (others[:, 3] - others[:, 1])
-    return inter / np.maximum(area + areas - inter, 1e-9)
 
 
 def confusion_matrix(
@@ -48,7 +40,7 @@ def confusion_matrix(
         for found in sorted(by_image.get(example.image_id, []), key=lambda r: -r["score"]):
             x, y, w, h = found["bbox"]
             predicted = int(found["category_id"]) - 1
-            overlaps = _iou(np.array([x, y, x + w, y + h]), truth) if len(truth) else np.zeros(0)
+            overlaps = box_iou(np.array([x, y, x + w, y + h]), truth) if len(truth) else np.zeros(0)
             overlaps[taken] = -1.0
             best = int(np.argmax(overlaps)) if len(overlaps) else -1
             if best >= 0 and overlaps[best] >= iou_threshold:

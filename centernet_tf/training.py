@@ -24,7 +24,7 @@ from centernet_tf.data.loaders import load_split
 from centernet_tf.data.pipeline import build_train_dataset
 from centernet_tf.data.sources import DatasetIndex
 from centernet_tf.decode import CenterNetDecoder
-from centernet_tf.evaluation import coco_ground_truth, coco_metrics, predict_detections
+from centernet_tf.evaluation import coco_ground_truth, coco_metrics, predict_detections, voc_metrics
 from centernet_tf.losses import CenterNetLoss
 from centernet_tf.model import CenterNet, build_centernet, decoder_for
 from centernet_tf.plots import (
@@ -311,6 +311,7 @@ def run_training(config: Config, run_dir: str | Path | None = None, verbose: int
     if not evaluation.latest:
         results = predict_detections(model, val_index, evaluation.decoder, config.eval.batch_size)
     metrics = dict(evaluation.latest) or coco_metrics(coco_ground_truth(val_index), results, class_names)
+    metrics.update(voc_metrics(results, val_index))
     write_evaluation_plots(run_dir, metrics, results, val_index, config.train.epochs)
     summary = metrics.pop("summary", "")
     metrics.update(

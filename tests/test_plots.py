@@ -72,3 +72,40 @@ def test_training_targets_decode_back_to_the_boxes_and_pictures_are_drawn() -> N
     assert grid.shape == (64, 256, 3) and grid.std() > 1
     stats = draw_label_statistics(INDEX)
     assert stats.shape == (360, 900, 3) and stats.std() > 10
+
+
+def test_voc_metrics_follow_the_devkit_and_ignore_difficult_objects() -> None:
+    """Two objects and a difficult one; detections 0.95 on the difficult (ignored), 0.9 hit, 0.8 false alarm,
+    0.7 hit: recall 0.5, 0.5, 1 at precision 1, 0.5, 2/3. VOC2010+ (all points): 0.5 * 1 + 0.5 * 2/3;
+    VOC07 (11 points): recall >= 0 ... 0.5 give 1 (6 points), 0.6 ... 1 give 2/3 (5 points)."""
+    from centernet_tf.evaluation import voc_metrics
+
+    example = Example("1.jpg", 1, 100, 100, np.array([[0, 0, 10, 10], [50, 50, 60, 60], [80, 0, 99, 20]],
+                      np.float32), np.array([0, 0, 0], np.int32), 1, np.array([False, False, True]))
+    index = DatasetIndex([example], ["cell"], SkipReport())
+    results = [_result(1, [80, 0, 99, 20], 0, 0.95), _result(1, [0, 0, 10, 10], 0, 0.9),
+               _result(1, [30, 30, 40, 40], 0, 0.8), _result(1, [50, 50, 60, 61], 0, 0.7)]
+    metrics = voc_metrics(results, index)
+    assert abs(metrics["VOC_mAP50"] - (0.5 + 0.5 * 2 / 3)) < 1e-9
+    assert abs(metrics["VOC07_mAP50"] - (6 + 5 * 2 / 3) / 11) < 1e-9
+    # Without the flag the same detections score lower: the 0.95 box becomes a hit, and one object more.
+    plain = DatasetIndex([Example(*[getattr(example, f) for f in ("image_path", "image_id", "width", "height",
+                                                                  "boxes", "class_ids")])], ["cell"], SkipReport())
+    assert voc_metrics(results, plain)["VOC_mAP50"] != metrics["VOC_mAP50"]
+    # A second detection of a found object is a false alarm.
+    twice = voc_metrics([_result(1, [0, 0, 10, 10], 0, 0.9), _result(1, [0, 0, 10, 10], 0, 0.8)], index)
+    assert abs(twice["VOC_mAP50"] - 0.5) < 1e-9
+
+
+def test_voc_loader_keeps_the_difficult_flag(tmp_path) -> None:
+    from PIL import Image
+
+    from centernet_tf.data.sources import load_voc
+
+    (tmp_path / "Annotations").mkdir()
+    Image.fromarray(np.zeros((30, 40, 3), np.uint8)).save(tmp_path / "a.jpg")
+    objects = "".join(f"<object><name>cell</name><difficult>{d}</difficult><bndbox><xmin>1</xmin><ymin>1</ymin>"
+                      f"<xmax>9</xmax><ymax>9</ymax></bndbox></object>" for d in (0, 1))
+    (tmp_path / "Annotations" / "a.xml").write_text(f"<annotation><filename>a.jpg</filename>{objects}</annotation>")
+    index = load_voc(tmp_path, None, images_dir="")
+    assert index.examples[0].difficult.tolist() == [False, True]

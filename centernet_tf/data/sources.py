@@ -56,6 +56,8 @@ class Example:
     class_ids: np.ndarray  # int32 [N], index into DatasetIndex.class_names
     #: EXIF orientation (1-8) the readers apply to the stored pixels (1: none); width / height are after it.
     orientation: int = 1
+    #: bool [N]: VOC's <difficult> flag per box (None: no box is difficult), ignored by the VOC metrics.
+    difficult: np.ndarray | None = None
 
     @property
     def num_boxes(self) -> int:
@@ -165,6 +167,8 @@ class _RawObject:
     normalized: bool = False
     #: Where the object was written (e.g. "x.txt:3"), reported instead of the image's detail.
     detail: str = ""
+    #: VOC's <difficult>: trained on, but neither a hit nor a miss in the VOC metrics.
+    difficult: bool = False
 
 
 @dataclass
@@ -212,22 +216,26 @@ class _Collector:
             self.report.add("rescaled annotation", sizes)
         boxes: list[tuple[float, float, float, float]] = []
         class_ids: list[int] = []
+        difficult: list[bool] = []
         for obj in objects:
             if obj.coords is not None and (obj.normalized or factors != (1.0, 1.0)):
                 fx, fy = (width, height) if obj.normalized else factors
                 x1, y1, x2, y2 = obj.coords
-                obj = _RawObject(obj.label, (x1 * fx, y1 * fy, x2 * fx, y2 * fy), False, obj.detail)
+                obj = _RawObject(obj.label, (x1 * fx, y1 * fy, x2 * fx, y2 * fy), False, obj.detail, obj.difficult)
             kept = _validate_box(obj, width, height, self.class_to_id, self.report, obj.detail or detail)
             if kept is not None:
                 boxes.append(kept[0])
                 class_ids.append(kept[1])
+                difficult.append(obj.difficult)
         box_array = np.asarray(boxes, dtype=np.float32).reshape(-1, 4)
         id_array = np.asarray(class_ids, dtype=np.int32).reshape(-1)
-        box_array.setflags(write=False)
-        id_array.setflags(write=False)
-        self.examples.append(
-            Example(str(image_path), int(image_id), int(width), int(height), box_array, id_array, int(orientation))
-        )
+        difficult_array = np.asarray(difficult, dtype=bool).reshape(-1)
+        for array in (box_array, id_array, difficult_array):
+            array.setflags(write=False)
+        self.examples.append(Example(
+            str(image_path), int(image_id), int(width), int(height), box_array, id_array, int(orientation),
+            difficult_array,
+        ))
 
     def finish(self, class_names: Sequence[str]) -> DatasetIndex:
         """Fail loudly if nothing is usable (no image, or not one box), otherwise build the index.
@@ -636,7 +644,8 @@ def _voc_object(obj: ET.Element) -> _RawObject:
     if bnd is None:
         return _RawObject(label, None)
     texts = [bnd.findtext(k) for k in ("xmin", "ymin", "xmax", "ymax")]
-    return _RawObject(label, _parse_coords(texts))
+    difficult = (obj.findtext("difficult") or "0").strip() in ("1", "true", "True")
+    return _RawObject(label, _parse_coords(texts), difficult=difficult)
 
 
 def _to_int(text: str | None) -> int | None:
