@@ -72,6 +72,12 @@ class DataConfig:
     #: YOLO: an Ultralytics data.yaml (names: as a list or {id: name}; optional path/train/val/test). Without
     #: it, root/data.yaml is read when present; class_names, when set, take precedence over its names.
     dataset_yaml: str = ""
+    #: TensorFlow Datasets: the dataset (e.g. voc/2007), where it is prepared (null: tfds' default), where its
+    #: images are written (null: ~/.cache/centernet_tf/tfds), and whether tfds may download it.
+    tfds_name: str = ""
+    tfds_data_dir: str | None = None
+    tfds_cache_dir: str | None = None
+    tfds_download: bool = False
     #: Fix the class list (and order); None takes it from the training annotations (YOLO: from dataset_yaml).
     class_names: list[str] | None = None
     max_objects: int = 128

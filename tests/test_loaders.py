@@ -29,15 +29,15 @@ def _write_image(path: Path, size: tuple[int, int] = (W, H)) -> None:
 
 
 def test_builtin_formats_are_registered_in_order() -> None:
-    assert source_names() == ("shapes", "coco", "voc", "yolo")
+    assert source_names() == ("shapes", "coco", "voc", "yolo", "tfds")
     assert get_source("shapes").splits == ("train", "val")
     assert get_source("yolo").splits == ("train", "val", "test")
 
 
 def test_unknown_format_lists_the_registered_ones() -> None:
-    with pytest.raises(ValueError, match=r"unknown data.format 'kitti'; registered formats: shapes, coco, voc, yolo"):
+    with pytest.raises(ValueError, match=r"unknown data.format 'kitti'; registered formats: shapes, coco, voc, yolo, tfds"):
         load_split(DataConfig(format="kitti"), "train")
-    with pytest.raises(ConfigError, match=r"data.format must be one of shapes, coco, voc, yolo; got 'kitti'"):
+    with pytest.raises(ConfigError, match=r"data.format must be one of shapes, coco, voc, yolo, tfds; got 'kitti'"):
         load_config(None, ["data.format=kitti"])
     assert load_config(None, ["data.format=yolo"]).data.format == "yolo"
 

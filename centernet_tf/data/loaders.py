@@ -15,7 +15,7 @@ from pathlib import Path
 
 from centernet_tf.config import DataConfig
 from centernet_tf.data.shapes import build_shapes_index, generate_shapes_dataset
-from centernet_tf.data.sources import DatasetIndex, load_coco, load_voc, load_yolo
+from centernet_tf.data.sources import DatasetIndex, load_coco, load_tfds, load_voc, load_yolo
 
 logger = logging.getLogger(__name__)
 
@@ -200,6 +200,17 @@ register_source(
         "`images_dir` only)."
     ),
 )
+def _load_tfds(data: DataConfig, split: str, class_names: list[str] | None) -> DatasetIndex:
+    if not data.tfds_name:
+        raise ValueError("data.format tfds needs data.tfds_name, e.g. voc/2007")
+    tfds_split = _split_name(data, split)
+    if not tfds_split:
+        raise ValueError(f"data.{split}_split must name the tfds split for {split} (e.g. train, validation, test)")
+    cache = Path(data.tfds_cache_dir) if data.tfds_cache_dir else default_shapes_dir().parent / "tfds"
+    return load_tfds(data.tfds_name, tfds_split, cache, data.tfds_data_dir or None, class_names,
+                     download=data.tfds_download)
+
+
 register_source(
     "yolo",
     _load_yolo,
@@ -219,3 +230,15 @@ def _require_path(path: str, key: str) -> None:
         raise ValueError(f"{key} is not set in the config")
     if not os.path.exists(path):
         raise FileNotFoundError(f"{key} = {path!r} does not exist (relative paths are read from {os.getcwd()})")
+
+
+register_source(
+    "tfds",
+    _load_tfds,
+    description=(
+        "TensorFlow Datasets: `tfds_name` (e.g. `voc/2007`, `coco/2017`), `train_split`/`val_split`/`test_split` "
+        "as tfds split names, `tfds_data_dir` where it is prepared; images are written once to "
+        "`tfds_cache_dir`. A dataset that is not prepared is an error at once (`tfds_download: true` lets "
+        "tfds download it). Needs the `tfds` extra."
+    ),
+)
