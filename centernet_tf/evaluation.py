@@ -16,6 +16,7 @@ from pycocotools.cocoeval import COCOeval
 from centernet_tf.data.pipeline import build_eval_dataset
 from centernet_tf.data.sources import DatasetIndex
 from centernet_tf.decode import CenterNetDecoder
+from centernet_tf.progress import progress
 from centernet_tf.test_time import network_outputs
 
 
@@ -77,7 +78,8 @@ def predict_detections(
         return decoder({**outputs, "letterbox": batch["letterbox"], "image_size": batch["image_size"]})
 
     results: list[dict[str, Any]] = []
-    for batch in build_eval_dataset(index, input_size, batch_size):
+    batches = -(-len(index.examples) // batch_size)
+    for batch in progress(build_eval_dataset(index, input_size, batch_size), batches, f"evaluating {index.name}"):
         detections = {k: v.numpy() for k, v in infer(batch).items()}
         for row, image_id in enumerate(batch["image_id"].numpy()):
             for j in range(int(detections["num_detections"][row])):
@@ -155,7 +157,7 @@ def detector_results(detector: Any, index: DatasetIndex) -> tuple[list[dict[str,
 
     results: list[dict[str, Any]] = []
     seconds: list[float] = []
-    for example in index.examples:
+    for example in progress(index.examples, len(index.examples), f"detecting on {index.name}"):
         image = read_image(example.image_path, example.orientation).numpy()
         started = time.perf_counter()
         found = detector.detect(image)

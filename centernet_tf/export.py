@@ -29,6 +29,7 @@ import tensorflow as tf
 
 from centernet_tf.decode import CenterNetDecoder
 from centernet_tf.model import decoder_for
+from centernet_tf.progress import progress
 from centernet_tf.test_time import detect_image, network_outputs
 
 logger = logging.getLogger(__name__)
@@ -214,7 +215,7 @@ def _selectively_quantized(
             keep_float.append(name)
     quantizing = converter()
     quantizing.optimizations = [tf.lite.Optimize.DEFAULT]
-    quantizing.representative_dataset = lambda: ([image] for image in images)
+    quantizing.representative_dataset = lambda: ([image] for image in progress(images, len(images), "calibrating int8"))
     quantizing.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8, tf.lite.OpsSet.TFLITE_BUILTINS]
     debugger = tf.lite.experimental.QuantizationDebugger(
         converter=quantizing,

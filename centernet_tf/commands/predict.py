@@ -19,6 +19,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # before TensorFlow is impor
 import numpy as np  # noqa: E402
 
 from centernet_tf.cli import add_debug_flag, run_cli, setup_logging  # noqa: E402
+from centernet_tf.progress import progress  # noqa: E402
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".tiff"}
 VIDEO_SUFFIXES = {".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v"}
@@ -43,7 +44,7 @@ def predict_images(detector: Any, paths: list[Path], output: Path, class_names: 
     results: dict[str, Any] = {}
     skipped: list[str] = []
     stems = [path.stem for path in paths]
-    for path in paths:
+    for path in progress(paths, len(paths), "predicting"):
         try:
             image = read_rgb(path)
         except (OSError, ValueError, tf.errors.OpError) as error:  # unreadable or not an image: count, go on

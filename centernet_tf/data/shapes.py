@@ -27,6 +27,7 @@ import numpy as np
 from PIL import Image, ImageDraw
 
 from centernet_tf.data.sources import DatasetIndex, load_coco
+from centernet_tf.progress import progress
 
 logger = logging.getLogger(__name__)
 
@@ -202,7 +203,7 @@ def _write_split(root: Path, split: str, count: int, params: dict) -> None:
     image_dir = root / "images" / split
     image_dir.mkdir(parents=True)
     images, annotations = [], []
-    for image_id in range(1, count + 1):
+    for image_id in progress(range(1, count + 1), count, f"generating shapes {split}"):
         # One generator per image: images do not depend on how many others are made.
         rng = np.random.default_rng([params["seed"], _SPLIT_CODES[split], image_id])
         pixels, shapes = render_shapes_image(

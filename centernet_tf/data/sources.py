@@ -26,6 +26,7 @@ from pathlib import Path
 import numpy as np
 import yaml
 from PIL import Image
+from centernet_tf.progress import progress
 
 logger = logging.getLogger(__name__)
 
@@ -475,7 +476,7 @@ def load_coco(
     for ann in coco.dataset.get("annotations", []):
         if ann.get("image_id") not in coco.imgs:
             col.report.add("annotation of an unknown image id", f"image id {ann.get('image_id')}")
-    for image_id in sorted(coco.imgs):
+    for image_id in progress(sorted(coco.imgs), len(coco.imgs), f"checking {name}"):
         info = coco.imgs[image_id]
         file_name = str(info.get("file_name", ""))
         col.listed += 1
@@ -588,7 +589,7 @@ def load_voc(
     class_to_id = {n: i for i, n in enumerate(class_names)}
 
     col = _Collector(name, source, class_to_id, check_pixels)
-    for position, stem, where, tree in parsed:
+    for position, stem, where, tree in progress(parsed, len(parsed), f"checking {name}"):
         col.listed += 1
         detail = f"{stem}.xml"
         if tree is None:
@@ -715,7 +716,7 @@ def load_yolo(
         )
 
     col = _Collector(name, source, {n: i for i, n in enumerate(class_names)}, check_pixels)
-    for position, image_path in enumerate(images, start=1):
+    for position, image_path in enumerate(progress(images, len(images), f"checking {name}"), start=1):
         col.listed += 1
         detail = image_path.name
         label_path = yolo_label_path(image_path)
@@ -954,7 +955,9 @@ def load_tfds(
     col = _Collector(display, f"tfds {name} ({builder.data_dir})", {n: i for i, n in enumerate(class_names)},
                      check_pixels)
     decoders = {"image": tfds.decode.SkipDecoding()}
-    for position, example in enumerate(tfds.as_numpy(builder.as_dataset(split=split, decoders=decoders)), start=1):
+    examples = tfds.as_numpy(builder.as_dataset(split=split, decoders=decoders))
+    total = builder.info.splits[split].num_examples
+    for position, example in enumerate(progress(examples, total, f"reading {display}"), start=1):
         col.listed += 1
         data = bytes(example["image"])
         suffix = ".png" if data.startswith(b"\x89PNG") else ".jpg"
