@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import keras
+import numpy as np
 import tensorflow as tf
 
 from centernet_tf.data.letterbox import letterbox_boxes
@@ -176,30 +177,34 @@ class CocoEvaluation(keras.callbacks.Callback):
             self.best_record.write_text(json.dumps({"epoch": epoch + 1, self.monitor: value}))
             logger.info("new best %s %.4f: saved %s", self.monitor, value, self.best_model_path)
 
-    def _image_batch(self) -> tuple[tf.Tensor, tf.Tensor]:
-        """The first validation images, letterboxed, and their ground-truth boxes in input pixels (read once)."""
+    def _image_batch(self) -> tuple[tf.Tensor, list[tuple[np.ndarray, np.ndarray]]]:
+        """The first validation images, letterboxed, with their ground truth (boxes in input pixels, class
+        ids), read once."""
         if self._images is None:
             input_size = tuple(int(v) for v in self.model.input_shape[1:3])
             subset = DatasetIndex(self.index.examples[: self.num_images], self.index.class_names, self.index.report)
             batch = next(iter(build_eval_dataset(subset, input_size, self.num_images)))
-            gt_boxes = tf.ragged.constant(
-                [letterbox_boxes(e.boxes.reshape(-1, 4), lb).numpy().tolist()
-                 for e, lb in zip(subset.examples, batch["letterbox"])],
-                ragged_rank=1, inner_shape=(4,), dtype=tf.float32,
-            ).to_tensor()
-            self._images = (batch["image"], gt_boxes)
+            truths = [(letterbox_boxes(e.boxes.reshape(-1, 4), lb).numpy(), np.asarray(e.class_ids))
+                      for e, lb in zip(subset.examples, batch["letterbox"])]
+            self._images = (batch["image"], truths)
         return self._images
 
     def _log_images(self, epoch: int) -> None:
-        """The same first validation images each time: ground truth | prediction, and the heatmap overlay."""
-        images, gt_boxes = self._image_batch()
+        """The same first validation images each time: ground truth | prediction with class names, and the
+        heatmap overlay."""
+        from centernet_tf.inference import Detections
+
+        images, truths = self._image_batch()
         outputs = self.model(images, training=False)
-        detections = self.decoder(outputs)  # boxes in input pixels: no letterbox given
-        keep = detections["scores"] >= self.image_score_threshold
-        pred_boxes = tf.where(keep[..., None], detections["boxes"], 0.0)
+        detections = {k: v.numpy() for k, v in self.decoder(outputs).items()}  # input pixels: no letterbox
+        found = []
+        for row in range(len(truths)):
+            keep = (detections["scores"][row] >= self.image_score_threshold) & (detections["classes"][row] >= 0)
+            found.append(Detections(detections["boxes"][row][keep], detections["scores"][row][keep],
+                                    detections["classes"][row][keep]))
+        pictures = ground_truth_vs_prediction(images.numpy(), truths, found, list(self.index.class_names))
         with self.image_writer.as_default():
-            tf.summary.image("detections", ground_truth_vs_prediction(images, gt_boxes, pred_boxes),
-                             step=epoch, max_outputs=self.num_images)
+            tf.summary.image("detections", pictures, step=epoch, max_outputs=self.num_images)
             tf.summary.image("heatmap", heatmap_overlay(images, outputs["heatmap"]), step=epoch,
                              max_outputs=self.num_images)
         self.image_writer.flush()

@@ -7,16 +7,22 @@ import numpy as np
 from centernet_tf.visualize import ground_truth_vs_prediction, heatmap_overlay
 
 
-def test_ground_truth_left_prediction_right() -> None:
-    images = np.zeros((1, 32, 48, 3), np.float32)
-    gt = np.array([[[4, 8, 20, 24]]], np.float32)
-    pred = np.array([[[10, 2, 30, 12], [0, 0, 0, 0]]], np.float32)
-    picture = ground_truth_vs_prediction(images, gt, pred).numpy()[0]
-    assert picture.shape == (32, 96, 3)
-    np.testing.assert_allclose(picture[8, 12], [0, 1, 0])  # top edge of the ground-truth box, green
-    assert picture[16, 12].sum() == 0  # inside the box: untouched
-    np.testing.assert_allclose(picture[2, 48 + 20], [1, 0.2, 0.2])  # top edge of the prediction, right half
-    assert picture[8, 48 + 12].sum() == 0  # no ground truth drawn on the prediction side
+def test_ground_truth_left_prediction_right_with_class_names() -> None:
+    from centernet_tf.inference import Detections
+    from centernet_tf.visualize import _CLASS_COLOURS
+
+    images = np.zeros((1, 64, 96, 3), np.float32)
+    truths = [(np.array([[4, 20, 40, 50]], np.float32), np.array([1]))]
+    found = [Detections(np.array([[50, 30, 90, 60]], np.float32), np.array([0.87], np.float32), np.array([0]))]
+    picture = ground_truth_vs_prediction(images, truths, found, ["cat", "dog"])[0]
+    assert picture.shape == (64, 192, 3) and picture.dtype == np.uint8
+    assert tuple(picture[35, 4]) == _CLASS_COLOURS[1]  # left edge of the ground-truth box, the dog's colour
+    assert picture[35, 20].sum() == 0  # inside the box: untouched
+    assert tuple(picture[45, 96 + 50]) == _CLASS_COLOURS[0]  # the prediction, right half, the cat's colour
+    assert picture[35, 96 + 4].sum() == 0  # no ground truth drawn on the prediction side
+    # the labels: a tag in the class colour with light text, just above each box
+    for tag in (picture[4:20, 4:40], picture[14:30, 96 + 50:96 + 90]):
+        assert (tag.min(axis=-1) > 200).any() and (tag.std(axis=(0, 1)) > 10).any()
 
 
 def test_heatmap_overlay_is_red_at_the_peak() -> None:
