@@ -121,8 +121,11 @@ class CocoEvaluation(keras.callbacks.Callback):
         image_log_dir: str | Path | None = None,
         num_images: int = 4,
         image_score_threshold: float = 0.3,
+        save_model: Any = None,
     ) -> None:
         super().__init__()
+        #: How the best model is written (default ``model.save``; training passes a float32 copy's save).
+        self.save_model = save_model
         self.index = index
         self.decoder = decoder
         self.every_n_epochs = int(every_n_epochs)
@@ -173,7 +176,7 @@ class CocoEvaluation(keras.callbacks.Callback):
             logger.warning("epoch %d: the weights are not finite; not saved as %s", epoch + 1, self.best_model_path)
         elif value > self.best:
             self.best = value
-            self.model.save(self.best_model_path)
+            (self.save_model or self.model.save)(self.best_model_path)
             self.best_record.write_text(json.dumps({"epoch": epoch + 1, self.monitor: value}))
             logger.info("new best %s %.4f: saved %s", self.monitor, value, self.best_model_path)
 

@@ -134,6 +134,9 @@ class TrainConfig:
     #: tf.distribute: "none" (one device), "mirrored" (all local GPUs) or "multi_worker" (the TF_CONFIG cluster).
     #: batch_size is the global batch, split across the replicas.
     distribute: str = "none"
+    #: "none" (float32), "bfloat16" or "float16" (with loss scaling): layers compute in half precision with
+    #: float32 weights; heads, losses and decoding stay float32, and the saved model is float32.
+    mixed_precision: str = "none"
     #: Back up weights, optimizer state and epoch after every epoch in <run_dir>/backup, so a killed run
     #: started again with the same command continues where it stopped (the backup is removed on success).
     resume: bool = True
@@ -274,6 +277,8 @@ def validate(config: Config) -> None:
             f"train.freeze_backbone_epochs must be in [0, train.epochs), got {config.train.freeze_backbone_epochs} "
             f"with {config.train.epochs} epochs (the fine-tuning phase needs at least one epoch)"
         )
+    if config.train.mixed_precision not in ("none", "bfloat16", "float16"):
+        raise ConfigError(f"train.mixed_precision must be none, bfloat16 or float16, got {config.train.mixed_precision!r}")
     if config.train.distribute not in ("none", "mirrored", "multi_worker"):
         raise ConfigError(f"train.distribute must be none, mirrored or multi_worker, got {config.train.distribute!r}")
     for key in ("learning_rate", "fine_tune_learning_rate"):

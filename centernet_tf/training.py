@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import math
 import shutil
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -126,6 +128,7 @@ def coco_evaluation(config: Config, run_dir: Path, val_index: DatasetIndex, mode
         decoder_from_config(config, model),
         config.eval.every_n_epochs,
         run_dir / "best_model.keras",
+        save_model=lambda path: float32_model(config, model).save(path),
         monitor=config.eval.best_metric,
         batch_size=config.eval.batch_size,
         image_log_dir=run_dir / "logs" / "images",
@@ -245,6 +248,32 @@ def train_dataset_from_config(config: Config, train_index: DatasetIndex, stride:
     return train_ds.repeat(), steps_per_epoch
 
 
+#: train.mixed_precision -> Keras dtype policy.
+DTYPE_POLICIES = {"none": "float32", "bfloat16": "mixed_bfloat16", "float16": "mixed_float16"}
+
+
+@contextlib.contextmanager
+def dtype_policy(name: str) -> Iterator[None]:
+    """Layers built inside compute with policy ``name`` (Keras' policy is global: it is restored after)."""
+    previous = keras.config.dtype_policy()
+    keras.config.set_dtype_policy(name)
+    try:
+        yield
+    finally:
+        keras.config.set_dtype_policy(previous)
+
+
+def float32_model(config: Config, model: CenterNet) -> CenterNet:
+    """``model`` itself when it computes in float32, else a float32 twin with its weights: what is saved, so the
+    ``.keras`` file, its exports and TFLite run in float32 whatever precision trained it."""
+    if model.dtype_policy.name == "float32":
+        return model
+    with dtype_policy("float32"):
+        twin = model_from_config(config, list(model.class_names or []))
+    twin.set_weights(model.get_weights())
+    return twin
+
+
 def model_from_config(config: Config, class_names: list[str], synchronized_batch_norm: bool = False) -> CenterNet:
     """The config's CenterNet; class names, decoder settings and loss weights are saved with it."""
     m = config.model
@@ -283,7 +312,7 @@ def run_training(config: Config, run_dir: str | Path | None = None, verbose: int
     replicas = strategy.num_replicas_in_sync
     if config.train.batch_size % replicas:
         raise ValueError(f"train.batch_size {config.train.batch_size} must be a multiple of the {replicas} replicas")
-    with strategy.scope():
+    with strategy.scope(), dtype_policy(DTYPE_POLICIES[config.train.mixed_precision]):
         model = model_from_config(config, class_names, synchronized_batch_norm=replicas > 1)
     train_ds, steps_per_epoch = train_dataset_from_config(config, train_index, model.output_stride)
     write_data_pictures(run_dir, train_index, train_ds, model.output_stride)
@@ -303,7 +332,7 @@ def run_training(config: Config, run_dir: str | Path | None = None, verbose: int
         ))
         raise
     model_path = run_dir / "model.keras"
-    model.save(model_path)
+    float32_model(config, model).save(model_path)
 
     # The callback evaluated the final weights after the last epoch; no need to run the network again.
     # (A run resumed after its last epoch trains nothing, so evaluate here in that case.)
