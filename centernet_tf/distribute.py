@@ -1,4 +1,4 @@
-"""``tf.distribute`` for training: the strategy named by ``train.distribute`` and who writes the run's files.
+"""``tf.distribute`` for training: the strategy named by ``train.distribute``.
 
 The model, its optimizer and metrics are built in the strategy's scope; ``model.fit`` splits each global batch
 of ``train.batch_size`` images across the replicas. The losses normalise by the whole global batch
@@ -7,9 +7,6 @@ of ``train.batch_size`` images across the replicas. The losses normalise by the 
 """
 
 from __future__ import annotations
-
-import json
-import os
 
 import tensorflow as tf
 
@@ -37,15 +34,3 @@ def strategy_for(name: str) -> tf.distribute.Strategy:
         )
     raise ValueError(f"train.distribute must be one of {', '.join(STRATEGIES)}, got {name!r}")
 
-
-def is_chief() -> bool:
-    """Whether this process writes the run's files: always without TF_CONFIG; else the chief, or worker 0 of a
-    cluster without a chief."""
-    config = json.loads(os.environ.get("TF_CONFIG", "{}") or "{}")
-    task = config.get("task") or {}
-    if not task:
-        return True
-    if task.get("type") == "chief":
-        return True
-    has_chief = "chief" in (config.get("cluster") or {})
-    return not has_chief and task.get("type") == "worker" and int(task.get("index", 0)) == 0

@@ -115,6 +115,14 @@ def _op_names(path: Path) -> set[str]:
     return {op["op_name"] for op in tflite_interpreter(path)._get_ops_details()}
 
 
+def _builtin_ops(path: Path) -> tuple[dict[int, dict], list[dict]]:
+    """The file's tensors by index and its ops, after checking every op is a TFLite builtin."""
+    interpreter = tflite_interpreter(path)
+    ops = interpreter._get_ops_details()
+    assert not [op for op in ops if op["op_name"].startswith("Flex") or op["op_name"] == "CUSTOM"]
+    return {t["index"]: t for t in interpreter.get_tensor_details()}, ops
+
+
 def test_tflite_fp32_matches_keras_and_uses_builtin_ops_only(model: keras.Model, tmp_path: Path) -> None:
     path = export_tflite(model, tmp_path / "model.tflite", CLASSES, "fp32")
     ops = _op_names(path)
@@ -140,10 +148,7 @@ def test_tflite_fp32_matches_keras_and_uses_builtin_ops_only(model: keras.Model,
 def test_tflite_int8_runs_the_network_in_int8_and_decodes_in_float(model: keras.Model, tmp_path: Path) -> None:
     calibration = [np.asarray(tf.image.resize(_image(s), INPUT)) for s in range(8)]
     path = export_tflite(model, tmp_path / "int8.tflite", CLASSES, "int8", representative_images=calibration)
-    interpreter = tflite_interpreter(path)
-    tensors = {t["index"]: t for t in interpreter.get_tensor_details()}
-    ops = interpreter._get_ops_details()
-    assert not [op for op in ops if op["op_name"].startswith("Flex") or op["op_name"] == "CUSTOM"]
+    tensors, ops = _builtin_ops(path)
     convolutions = [op for op in ops if op["op_name"] in ("CONV_2D", "TRANSPOSE_CONV")]
     float_convs = []
     for op in convolutions:
@@ -296,10 +301,7 @@ def test_original_archs_export_with_parity(tmp_path: Path, backbone: str, neck: 
     _assert_same_detections(expected, TFLiteDetector(fp32, num_threads=1).detect(image), image.shape[:2])
     calibration = [np.asarray(tf.image.resize(_image(s), size)) for s in range(4)]
     int8 = export_tflite(net, tmp_path / "int8.tflite", CLASSES, "int8", representative_images=calibration)
-    interpreter = tflite_interpreter(int8)
-    tensors = {t["index"]: t for t in interpreter.get_tensor_details()}
-    ops = interpreter._get_ops_details()
-    assert not [op for op in ops if op["op_name"].startswith("Flex") or op["op_name"] == "CUSTOM"]
+    tensors, ops = _builtin_ops(int8)
     convs = [op for op in ops if op["op_name"] in ("CONV_2D", "DEPTHWISE_CONV_2D", "TRANSPOSE_CONV")]
     float_convs = [op for op in convs if {tensors[i]["dtype"] for i in op["inputs"] if i >= 0} == {np.float32}]
     assert len(float_convs) == 3 and len(convs) > 20  # only the last stack's three 1x1 head outputs are float
