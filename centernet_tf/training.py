@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import json
 import logging
 import math
 import shutil
+import tempfile
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -19,7 +21,7 @@ import yaml
 from PIL import Image
 
 from centernet_tf.callbacks import CocoEvaluation, DivergenceGuard, ResultsCSV, TrainingDiverged, finite_weights
-from centernet_tf.distribute import strategy_for
+from centernet_tf.distribute import fit_on_strategy, is_chief, is_multi_worker, strategy_for
 from centernet_tf.config import Config, LossConfig, TrainConfig
 from centernet_tf.data.augment import Augmentation
 from centernet_tf.data.loaders import load_split
@@ -173,12 +175,16 @@ def fit_phases(
     run_dir: Path,
     val_index: DatasetIndex,
     verbose: int | str = "auto",
+    strategy: tf.distribute.Strategy | None = None,
 ) -> tuple[CocoEvaluation, keras.callbacks.History]:
     """Run each :func:`training_phases` phase as one ``fit`` with its own optimizer, resumable after a kill.
 
     A finished phase leaves ``<run_dir>/<phase>.weights.h5`` behind, so a run killed later skips it and loads
     its weights; the phase in progress resumes from its own backup directory (the last one from ``backup``).
+    With a multi-worker ``strategy`` (``train_ds`` then its ``DistributedDataset``) each phase runs
+    :func:`~centernet_tf.distribute.fit_on_strategy`.
     """
+    strategy = strategy or tf.distribute.get_strategy()
     phases = training_phases(config.train)
     evaluation = coco_evaluation(config, run_dir, val_index, model)
     history = None
@@ -200,15 +206,22 @@ def fit_phases(
             )
         compile_centernet(model, config, steps_per_epoch, phase)
         backup = run_dir / ("backup" if last else f"backup_{phase.name}")
-        history = model.fit(
-            train_ds,
-            initial_epoch=phase.first_epoch,
-            epochs=phase.last_epoch,
-            steps_per_epoch=steps_per_epoch,
-            callbacks=training_callbacks(config, run_dir, val_index, evaluation, backup, delete_backup=last),
-            verbose=verbose,
-            shuffle=False,  # the tf.data pipeline shuffles
-        )
+        callbacks = training_callbacks(config, run_dir, val_index, evaluation, backup, delete_backup=last)
+        if is_multi_worker(strategy):
+            history = fit_on_strategy(
+                model, strategy, train_ds, epochs=phase.last_epoch, steps_per_epoch=steps_per_epoch,
+                callbacks=callbacks, initial_epoch=phase.first_epoch, verbose=verbose,
+            )
+        else:
+            history = model.fit(
+                train_ds,
+                initial_epoch=phase.first_epoch,
+                epochs=phase.last_epoch,
+                steps_per_epoch=steps_per_epoch,
+                callbacks=callbacks,
+                verbose=verbose,
+                shuffle=False,  # the tf.data pipeline shuffles
+            )
         model._initial_epoch = None  # set by BackupAndRestore; the next phase must not inherit it
         if not last:
             # Weights first, then drop the backup: a kill in between still finds one of the two.
@@ -230,21 +243,33 @@ def augmentation_from_config(config: Config) -> Augmentation:
     )
 
 
-def train_dataset_from_config(config: Config, train_index: DatasetIndex, stride: int = 4) -> tuple[Any, int]:
+def train_dataset_from_config(
+    config: Config, train_index: DatasetIndex, stride: int = 4, input_context: tf.distribute.InputContext | None = None
+) -> tuple[Any, int]:
     """The repeated, augmented training ``tf.data.Dataset`` (targets at the model's output ``stride``) and the
-    number of steps in one epoch."""
+    number of steps in one epoch.
+
+    With an ``input_context`` (one input pipeline per worker of a multi-worker run) the pipeline reads only its
+    share of the images, every ``num_input_pipelines``-th one, in batches of one replica's part of the global
+    batch: no worker decodes an image another one trains on.
+    """
+    batch_size = config.train.batch_size
+    # Repeating with an explicit step count keeps epochs the same length even if a file fails to decode.
+    steps_per_epoch = config.train.steps_per_epoch or max(len(train_index.examples) // batch_size, 1)
+    if input_context is not None:
+        shard = train_index.examples[input_context.input_pipeline_id::input_context.num_input_pipelines]
+        train_index = dataclasses.replace(train_index, examples=shard)
+        batch_size = input_context.get_per_replica_batch_size(batch_size)
     train_ds = build_train_dataset(
         train_index,
         (config.model.input_size[0], config.model.input_size[1]),
-        config.train.batch_size,
+        batch_size,
         max_objects=config.data.max_objects,
         flip=config.data.flip,
         seed=config.train.seed,
         stride=stride,
         augmentation=augmentation_from_config(config),
     )
-    # Repeating with an explicit step count keeps epochs the same length even if a file fails to decode.
-    steps_per_epoch = config.train.steps_per_epoch or max(len(train_index.examples) // config.train.batch_size, 1)
     return train_ds.repeat(), steps_per_epoch
 
 
@@ -296,10 +321,32 @@ def run_training(config: Config, run_dir: str | Path | None = None, verbose: int
     """Train on the config's train split, save ``model.keras``, evaluate on the val split, write ``metrics.json``.
 
     Returns the metrics dict (COCO metrics from pycocotools plus wall times).
+
+    In a multi-worker run (``train.distribute=multi_worker``) every worker runs this with the same config and
+    ``run_dir``, which must be a folder all of them see (a shared file system or bucket, as for
+    ``BackupAndRestore``). Every worker makes the same calls - saving and evaluating read BatchNorm statistics
+    with collective operations, so no worker may skip one - but only the chief writes to ``run_dir``: the
+    others work in a scratch copy of it (its backups, so they resume where the chief does) that is deleted at
+    the end, TensorFlow's rule for multi-worker checkpoints. Their metrics carry ``"worker": <task index>``.
     """
+    # First: a multi-worker strategy must exist before TensorFlow runs any operation in this process.
+    strategy = strategy_for(config.train.distribute)
+    run_dir = Path(run_dir) if run_dir else Path(config.output_dir) / config.name
+    if is_chief(strategy):
+        return _run_training(config, run_dir, strategy, verbose)
+    scratch = Path(tempfile.mkdtemp(prefix=f"{run_dir.name}_worker{strategy.cluster_resolver.task_id}_"))
+    try:
+        if run_dir.is_dir():
+            shutil.copytree(run_dir, scratch, dirs_exist_ok=True, ignore=shutil.ignore_patterns("logs", "*.keras", "*.png"))
+        metrics = _run_training(config, scratch, strategy, verbose=0)
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+    return {**metrics, "worker": strategy.cluster_resolver.task_id}
+
+
+def _run_training(config: Config, run_dir: Path, strategy: tf.distribute.Strategy, verbose: int | str) -> dict[str, Any]:
     started = time.perf_counter()
     keras.utils.set_random_seed(config.train.seed)
-    run_dir = Path(run_dir) if run_dir else Path(config.output_dir) / config.name
     run_dir.mkdir(parents=True, exist_ok=True)
     (run_dir / "config.yaml").write_text(yaml.safe_dump(config.to_dict(), sort_keys=False))
 
@@ -308,7 +355,6 @@ def run_training(config: Config, run_dir: str | Path | None = None, verbose: int
     class_names = list(train_index.class_names)
     (run_dir / "labels.txt").write_text("\n".join(class_names) + "\n")
 
-    strategy = strategy_for(config.train.distribute)
     replicas = strategy.num_replicas_in_sync
     if config.train.batch_size % replicas:
         raise ValueError(f"train.batch_size {config.train.batch_size} must be a multiple of the {replicas} replicas")
@@ -316,6 +362,10 @@ def run_training(config: Config, run_dir: str | Path | None = None, verbose: int
         model = model_from_config(config, class_names, synchronized_batch_norm=replicas > 1)
     train_ds, steps_per_epoch = train_dataset_from_config(config, train_index, model.output_stride)
     write_data_pictures(run_dir, train_index, train_ds, model.output_stride)
+    if is_multi_worker(strategy):
+        train_ds = strategy.distribute_datasets_from_function(
+            lambda context: train_dataset_from_config(config, train_index, model.output_stride, context)[0]
+        )
     logger.info(
         "Training %s: %d train / %d val images, %d classes, %d epochs x %d steps%s",
         config.name, len(train_index.examples), len(val_index.examples), len(class_names),
@@ -323,7 +373,9 @@ def run_training(config: Config, run_dir: str | Path | None = None, verbose: int
     )
     try:
         with strategy.scope():
-            evaluation, history = fit_phases(model, config, train_ds, steps_per_epoch, run_dir, val_index, verbose)
+            evaluation, history = fit_phases(
+                model, config, train_ds, steps_per_epoch, run_dir, val_index, verbose, strategy
+            )
         if not finite_weights(model):
             raise TrainingDiverged("the trained weights are not finite: model.keras was not written")
     except TrainingDiverged as error:

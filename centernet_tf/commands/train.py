@@ -46,6 +46,8 @@ def main(argv: list[str] | None = None) -> int:
         logging.getLogger("train").error("Training diverged: %s", error)
         return 1
     logging.getLogger("train").info("Finished %s", config.name)
+    if "worker" in metrics:  # a multi-worker run's other workers: the chief writes and reports the results
+        return 0
     print(format_metrics(metrics, f"{config.name} (val)"))
     return 0
 

@@ -18,18 +18,22 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import numpy as np
 import tensorflow as tf
 
+# NumPy, not tf.constant: a tensor made at import would start TensorFlow's runtime, after which a multi-worker
+# strategy can no longer be created in this process.
 #: PCA of ImageNet RGB pixel colours (values in 0-1), as used for "lighting" noise since AlexNet / CenterNet.
-_EIGVAL = tf.constant([0.2141788, 0.01817699, 0.00077571])
-_EIGVEC = tf.constant(
+_EIGVAL = np.array([0.2141788, 0.01817699, 0.00077571], np.float32)
+_EIGVEC = np.array(
     [
         [-0.58752847, -0.69563484, 0.41094762],
         [-0.5832747, 0.00994535, -0.81221408],
         [-0.56089297, 0.71832671, 0.41009063],
-    ]
+    ],
+    np.float32,
 )
-_GRAY = tf.constant([0.299, 0.587, 0.114])
+_GRAY = np.array([0.299, 0.587, 0.114], np.float32)
 
 
 @dataclass(frozen=True)

@@ -195,7 +195,12 @@ def _install(tmp: Path, output_dir: Path, params: dict) -> None:
         os.replace(tmp, output_dir)
         shutil.rmtree(old, ignore_errors=True)
     else:
-        os.replace(tmp, output_dir)
+        try:
+            os.replace(tmp, output_dir)
+        except OSError:
+            if _read_params(output_dir) != params:
+                raise
+            shutil.rmtree(tmp)  # another process (e.g. a second worker) installed the same data in between
 
 
 def _write_split(root: Path, split: str, count: int, params: dict) -> None:
