@@ -123,3 +123,16 @@ def test_multi_worker_training_resumes_after_a_worker_is_killed(tmp_path: Path) 
     assert [line.split(",")[0] for line in lines] == ["0", "1", "2", "3"]
     assert (run_dir / "model.keras").exists() and "mAP50" in json.loads((run_dir / "metrics.json").read_text())
     assert not (run_dir / "backup").exists()  # the chief's, deleted after the last epoch
+
+
+@pytest.mark.parametrize("tf_config, message", [
+    ("{not json", "TF_CONFIG must be JSON like"),
+    ('{"cluster": {"worker": ["localhost:1"]}}', "TF_CONFIG must be JSON like"),
+    ('{"cluster": {"worker": ["localhost:1"]}, "task": {"type": "worker", "index": 2}}', "task index 2 is not one"),
+])
+def test_a_wrong_tf_config_is_named_before_tensorflow_sees_it(monkeypatch, tf_config: str, message: str) -> None:
+    from centernet_tf.distribute import strategy_for
+
+    monkeypatch.setenv("TF_CONFIG", tf_config)
+    with pytest.raises(ValueError, match=message):
+        strategy_for("multi_worker")
