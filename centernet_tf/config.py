@@ -83,6 +83,11 @@ class DataConfig:
     max_objects: int = 128
     #: Images with more pixels are skipped as "image too large" (Pillow's decompression-bomb limit by default).
     max_image_pixels: int = 178_956_970
+    #: How image files are checked when a split is loaded (threads: check_workers, null = one per CPU):
+    #: "decode" (header + a 1/8-scale decode, catches truncated files), "header", or "annotation_sizes" (trust the
+    #: width/height a COCO or VOC annotation gives, only check the file exists: for very large sets).
+    image_check: str = "decode"
+    check_workers: int | None = None
     flip: bool = True
     #: CornerNet-style random scale (scale_range) + crop (centre crop_border away from the edges); off by
     #: default until its benefit is benchmarked.
@@ -128,14 +133,17 @@ class TrainConfig:
     #: None: one pass over the training set per epoch.
     steps_per_epoch: int | None = None
     seed: int = 0
-    #: XLA-compile the training step. Keras turns XLA off on CPU-only machines by default, but here it
-    #: measured 2.4x faster per step for the shapes config on CPU (0.42 s vs 1.03 s, batch 16 at 128 px).
-    jit_compile: bool = True
+    #: XLA-compile the training step: true, false or "auto" (Keras' rule: on with a GPU/TPU, off on CPU-only
+    #: machines). Measured on a 2-core CPU, XLA made every shipped config slower per step, from the 128-px shapes
+    #: model (0.114 vs 0.092 s) to ResNet-50 at 512 (benchmarks/results/train_step_time_*.json).
+    jit_compile: bool | str = "auto"
     #: tf.distribute: "none" (one device), "mirrored" (all local GPUs) or "multi_worker" (the TF_CONFIG cluster).
     #: batch_size is the global batch, split across the replicas.
     distribute: str = "none"
-    #: "none" (float32), "bfloat16" or "float16" (with loss scaling): layers compute in half precision with
-    #: float32 weights; heads, losses and decoding stay float32, and the saved model is float32.
+    #: "none" (float32), "bfloat16", "float16" (with loss scaling) or "auto": layers compute in half precision
+    #: with float32 weights; heads, losses and decoding stay float32, and the saved model is float32. "auto" is
+    #: bfloat16 where the hardware computes it natively (a CPU with AVX512-BF16 or AMX, a GPU of compute
+    #: capability 8.0+), float16 on older GPUs (7.x), float32 otherwise (see training.resolve_mixed_precision).
     mixed_precision: str = "none"
     #: Back up weights, optimizer state and epoch after every epoch in <run_dir>/backup, so a killed run
     #: started again with the same command continues where it stopped (the backup is removed on success).
@@ -277,8 +285,16 @@ def validate(config: Config) -> None:
             f"train.freeze_backbone_epochs must be in [0, train.epochs), got {config.train.freeze_backbone_epochs} "
             f"with {config.train.epochs} epochs (the fine-tuning phase needs at least one epoch)"
         )
-    if config.train.mixed_precision not in ("none", "bfloat16", "float16"):
-        raise ConfigError(f"train.mixed_precision must be none, bfloat16 or float16, got {config.train.mixed_precision!r}")
+    if config.data.image_check not in ("decode", "header", "annotation_sizes"):
+        raise ConfigError(f"data.image_check must be decode, header or annotation_sizes, got {config.data.image_check!r}")
+    if config.data.check_workers is not None and config.data.check_workers < 1:
+        raise ConfigError(f"data.check_workers must be at least 1 (or null: one per CPU), got {config.data.check_workers}")
+    if config.train.mixed_precision not in ("none", "bfloat16", "float16", "auto"):
+        raise ConfigError(
+            f"train.mixed_precision must be none, bfloat16, float16 or auto, got {config.train.mixed_precision!r}"
+        )
+    if isinstance(config.train.jit_compile, str) and config.train.jit_compile != "auto":
+        raise ConfigError(f"train.jit_compile must be true, false or auto, got {config.train.jit_compile!r}")
     if config.train.distribute not in ("none", "mirrored", "multi_worker"):
         raise ConfigError(f"train.distribute must be none, mirrored or multi_worker, got {config.train.distribute!r}")
     for key in ("learning_rate", "fine_tune_learning_rate"):

@@ -50,3 +50,23 @@ def test_a_bfloat16_run_trains_and_saves_a_float32_model(tmp_path: Path) -> None
 def test_an_unknown_precision_is_a_config_error() -> None:
     with pytest.raises(ConfigError, match="train.mixed_precision must be none, bfloat16 or float16"):
         load_config(None, ["train.mixed_precision=int8"])
+
+
+def test_auto_precision_is_bfloat16_only_where_the_cpu_computes_it(monkeypatch) -> None:
+    from centernet_tf import training
+
+    monkeypatch.setattr(training.tf.config, "list_physical_devices", lambda kind=None: [])
+    monkeypatch.setattr(training, "_cpu_computes_bfloat16", lambda: True)
+    assert training.resolve_mixed_precision("auto") == "bfloat16"
+    monkeypatch.setattr(training, "_cpu_computes_bfloat16", lambda: False)
+    assert training.resolve_mixed_precision("auto") == "none"
+    assert training.resolve_mixed_precision("float16") == "float16"  # an explicit choice stays
+
+
+def test_auto_settings_are_valid_config_values_and_others_are_not() -> None:
+    config = load_config(None, ["train.jit_compile=auto", "train.mixed_precision=auto", "data.image_check=header"])
+    assert (config.train.jit_compile, config.train.mixed_precision) == ("auto", "auto")
+    for override in ("train.jit_compile=sometimes", "train.mixed_precision=int8", "data.image_check=skim",
+                     "data.check_workers=0"):
+        with pytest.raises(ConfigError):
+            load_config(None, [override])

@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from centernet_tf.data import sources
 from centernet_tf.data.sources import (
     DatasetIndex,
     SkipReport,
@@ -354,6 +355,54 @@ def test_coco_every_rule_counted_exactly(coco_files: tuple[Path, Path]) -> None:
     np.testing.assert_array_equal(q.boxes, [[0, 0, 40, 30]])
     np.testing.assert_array_equal(q.class_ids, [2])
     assert p.image_path == str(image_dir / "p.jpg")
+
+
+def _index_facts(index: DatasetIndex) -> tuple:
+    return ([(e.image_path, e.image_id, e.width, e.height, e.boxes.tolist(), e.class_ids.tolist())
+             for e in index.examples], index.report.counts, index.report.details)
+
+
+def test_coco_file_check_in_threads_gives_the_sequential_index(coco_files: tuple[Path, Path], monkeypatch) -> None:
+    """Many images, checked by 1 and by 4 threads: the same examples, counts and details, in the same order."""
+    ann_file, image_dir = coco_files
+    data = json.loads(ann_file.read_text())
+    for i in range(60):  # images alternately fine, missing and corrupt, after the fixture's own
+        name = f"extra{i}.jpg"
+        if i % 3 == 0:
+            _write_image(image_dir / name)
+        elif i % 3 == 1:
+            (image_dir / name).write_bytes(b"\xff\xd8 truncated")
+        data["images"].append({"id": 100 + i, "file_name": name, "width": W, "height": H})
+        data["annotations"].append({"id": 100 + i, "image_id": 100 + i, "category_id": 1, "bbox": [1, 1, 9, 9],
+                                    "area": 81.0, "iscrowd": 0})
+    ann_file.write_text(json.dumps(data))
+    monkeypatch.setattr(sources, "CHECK_WORKERS", 1)
+    sequential = _index_facts(load_coco(ann_file, image_dir))
+    monkeypatch.setattr(sources, "CHECK_WORKERS", 4)
+    assert _index_facts(load_coco(ann_file, image_dir)) == sequential
+    assert sequential[1]["corrupt image"] == 1 + 20 and sequential[1]["missing image"] == 1 + 20
+    assert len(sequential[0]) == 2 + 20
+
+
+def test_coco_annotation_sizes_can_be_trusted_without_opening_the_files(
+    coco_files: tuple[Path, Path], monkeypatch
+) -> None:
+    """``data.image_check: annotation_sizes``: the corrupt file with a stated size is kept (training's decoder
+    will drop it), a missing one is still skipped, and the annotated size is taken as given (s.jpg is kept at
+    its stated 80x30); an image without a stated size is still opened."""
+    ann_file, image_dir = coco_files
+    monkeypatch.setattr(sources, "IMAGE_CHECK", "annotation_sizes")
+    index = load_coco(ann_file, image_dir)
+    assert index.report.counts["missing image"] == 1
+    assert "corrupt image" not in index.report.counts and "size mismatch" not in index.report.counts
+    assert {e.image_id: (e.width, e.height) for e in index.examples} == {10: (W, H), 30: (W, H), 40: (W, H),
+                                                                         50: (80, H)}
+    data = json.loads(ann_file.read_text())
+    for image in data["images"]:
+        del image["width"], image["height"]
+    ann_file.write_text(json.dumps(data))
+    index = load_coco(ann_file, image_dir)
+    assert index.report.counts["corrupt image"] == 1 and [e.image_id for e in index.examples] == [10, 30, 50]
 
 
 def test_coco_class_names_by_name(coco_files: tuple[Path, Path]) -> None:

@@ -97,9 +97,11 @@ def load_split(data: DataConfig, split: str, class_names: list[str] | None = Non
     source = get_source(data.format)
     if split not in source.splits:
         raise ValueError(f"data.format {data.format!r} has no {split!r} split (it has {', '.join(source.splits)})")
-    from centernet_tf.data import sources  # the pixel limit is a module setting of the readers
+    from centernet_tf.data import sources  # the file checks are module settings of the readers
 
     sources.MAX_IMAGE_PIXELS = int(data.max_image_pixels)
+    sources.IMAGE_CHECK = data.image_check
+    sources.CHECK_WORKERS = data.check_workers
     index = source.loader(data, split, class_names or data.class_names)
     index.report.log(logger, index.name or split)
     return index

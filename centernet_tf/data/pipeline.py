@@ -104,10 +104,13 @@ def build_train_dataset(
     stride: int = 4,
     drop_remainder: bool = True,
     augmentation: Augmentation | None = None,
+    deterministic: bool | None = None,
 ) -> tf.data.Dataset:
     """``(image, targets)`` batches for ``model.fit``; ``targets`` is keyed like the model outputs.
 
-    Without ``augmentation.random_crop`` images are letterboxed as in evaluation.
+    Without ``augmentation.random_crop`` images are letterboxed as in evaluation. ``deterministic`` (default:
+    when there is a ``seed`` or no shuffling) keeps the order of the parallel decoding; off, a slow file does
+    not hold up the batch (``benchmarks/input_pipeline.py`` measures both).
     """
     augmentation = augmentation or Augmentation()
     num_classes = len(index.class_names)
@@ -136,8 +139,10 @@ def build_train_dataset(
         targets = encode_targets(boxes, class_ids, input_size, num_classes, stride, max_objects)
         return image, keras_targets(targets)
 
-    # Order only may vary when it is random anyway (shuffling without a seed): that lets slow files not stall.
-    ds = ds.map(load, num_parallel_calls=AUTOTUNE, deterministic=not shuffle or seed is not None)
+    # By default the order only varies when it is random anyway (shuffling without a seed).
+    if deterministic is None:
+        deterministic = not shuffle or seed is not None
+    ds = ds.map(load, num_parallel_calls=AUTOTUNE, deterministic=deterministic)
     # A file that passed the index check but still fails to decode is dropped with a logged warning.
     ds = ds.ignore_errors(log_warning=True)
     return ds.batch(batch_size, drop_remainder=drop_remainder).prefetch(AUTOTUNE)

@@ -20,6 +20,7 @@ import math
 import os
 import xml.etree.ElementTree as ET
 from collections.abc import Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -172,6 +173,26 @@ class _RawObject:
     difficult: bool = False
 
 
+@dataclass(frozen=True)
+class _PendingImage:
+    """An image queued for the file check, with what its annotation says."""
+
+    image_path: Path
+    image_id: int
+    objects: tuple[_RawObject, ...]
+    detail: str
+    annotated_size: tuple[int | None, int | None]
+    note_if_kept: str = ""
+
+
+@dataclass(frozen=True)
+class _Problem:
+    """Why an image file is unusable: a :class:`SkipReport` reason and detail."""
+
+    reason: str
+    detail: str
+
+
 @dataclass
 class _Collector:
     """Accumulates examples for one source and applies the shared rules."""
@@ -183,6 +204,7 @@ class _Collector:
     report: SkipReport = field(default_factory=SkipReport)
     examples: list[Example] = field(default_factory=list)
     listed: int = 0
+    pending: list[_PendingImage] = field(default_factory=list)
 
     def add_image(
         self,
@@ -191,10 +213,37 @@ class _Collector:
         objects: Sequence[_RawObject],
         detail: str,
         annotated_size: tuple[int | None, int | None] = (None, None),
+        note_if_kept: str = "",
     ) -> None:
-        """Validate one image and its objects; append an Example or count why not."""
-        probed = _probe_image(image_path, self.report, detail, self.check_pixels)
-        if probed is None:
+        """Queue one image and its objects; :meth:`finish` checks the files (in parallel) and validates them in
+        this order. ``note_if_kept`` is counted as a reason if the image is kept."""
+        self.pending.append(_PendingImage(image_path, image_id, tuple(objects), detail,
+                                          (annotated_size[0], annotated_size[1]), note_if_kept))
+
+    def _check_files(self) -> list[tuple[int, int, int] | _Problem]:
+        """Probe every queued image file with ``CHECK_WORKERS`` threads (Pillow releases the GIL while it reads
+        and decodes), showing progress; results in queue order."""
+        def probe(item: _PendingImage) -> tuple[int, int, int] | _Problem:
+            width, height = item.annotated_size
+            if IMAGE_CHECK == "annotation_sizes" and width and height and width > 0 and height > 0:
+                return (width, height, 1) if item.image_path.is_file() else _Problem("missing image", item.detail)
+            return _probe_image(item.image_path, item.detail, self.check_pixels and IMAGE_CHECK == "decode")
+
+        workers = CHECK_WORKERS or os.cpu_count() or 1
+        title = f"checking {len(self.pending)} images of {self.name}"
+        # Pillow's own bomb limit is a global: lifted once here (our limit is checked per image), not per thread.
+        with _pixel_limit(None):
+            if workers == 1:
+                return list(progress(map(probe, self.pending), len(self.pending), title))
+            with ThreadPoolExecutor(workers) as pool:
+                return list(progress(pool.map(probe, self.pending), len(self.pending), title))
+
+    def _add_checked(self, item: _PendingImage, probed: tuple[int, int, int] | _Problem) -> None:
+        """Validate one probed image and its objects; append an Example or count why not."""
+        image_path, image_id, objects, detail, annotated_size = (
+            item.image_path, item.image_id, item.objects, item.detail, item.annotated_size)
+        if isinstance(probed, _Problem):
+            self.report.add(probed.reason, probed.detail)
             return
         width, height, orientation = probed
         if orientation != 1:
@@ -237,6 +286,8 @@ class _Collector:
             str(image_path), int(image_id), int(width), int(height), box_array, id_array, int(orientation),
             difficult_array,
         ))
+        if item.note_if_kept:
+            self.report.add(item.note_if_kept, detail)
 
     def finish(self, class_names: Sequence[str]) -> DatasetIndex:
         """Fail loudly if nothing is usable (no image, or not one box), otherwise build the index.
@@ -244,11 +295,14 @@ class _Collector:
         The report is not logged here: the caller logs it once (``report.log``) under
         whatever name it uses for the split.
         """
+        for item, probed in zip(self.pending, self._check_files(), strict=True):
+            self._add_checked(item, probed)
+        self.pending.clear()
         self.report.name = self.name
         self.report.images_kept = len(self.examples)
         self.report.boxes_kept = sum(e.num_boxes for e in self.examples)
         if not self.examples:
-            reasons = "; ".join(self.report.top_reasons()) or "no images are listed"
+            reasons = "; ".join(self.report.top_reasons(5)) or "no images are listed"
             raise ValueError(
                 f"{self.name}: no usable image in {self.source} "
                 f"({self.listed} listed). Most common problems: {reasons}"
@@ -287,6 +341,13 @@ def _inside(path: Path, folder: Path) -> bool:
 
 #: Larger images are skipped as "image too large" (Pillow's own decompression-bomb limit, which it reports
 #: as an error that the loader would otherwise count as a corrupt file). ``load_split`` sets it from
+#: ``data.image_check``: how each listed image file is checked before training. ``decode``: header, checksum and
+#: a 1/8-scale decode (catches truncated files); ``header``: no decode; ``annotation_sizes``: trust the sizes a
+#: COCO / VOC annotation gives (only that the file exists; no EXIF orientation), probing only images without one.
+IMAGE_CHECKS = ("decode", "header", "annotation_sizes")
+IMAGE_CHECK = "decode"
+#: ``data.check_workers``: threads checking image files (None: one per CPU).
+CHECK_WORKERS: int | None = None
 #: ``data.max_image_pixels``: raise that for trusted gigapixel data.
 MAX_IMAGE_PIXELS = 2 * 89_478_485
 
@@ -309,41 +370,35 @@ def exif_orientation(image: Image.Image) -> int:
     return value if 1 <= value <= 8 else 1
 
 
-def _probe_image(
-    path: Path, report: SkipReport, detail: str, check_pixels: bool
-) -> tuple[int, int, int] | None:
-    """Return the stored (width, height) of an image file and its EXIF orientation, or None (counted) if unusable.
+def _probe_image(path: Path, detail: str, check_pixels: bool) -> tuple[int, int, int] | _Problem:
+    """Return the stored (width, height) of an image file and its EXIF orientation, or why it is unusable.
 
     ``verify()`` only checks headers (and PNG checksums); with ``check_pixels`` the file
     is also decoded - JPEGs at 1/8 scale, which is cheap - so truncated files are caught
     here rather than by the decoder in the middle of training.
     """
     if not path.is_file():
-        report.add("missing image", detail)
-        return None
+        return _Problem("missing image", detail)
     try:
-        with _pixel_limit(None), Image.open(path) as im:  # our own limit below, with a message saying so
+        with Image.open(path) as im:  # Pillow's limit is lifted by the caller: ours is below, with a message
             size = im.size
         if size[0] * size[1] > MAX_IMAGE_PIXELS:
-            report.add(
+            return _Problem(
                 "image too large",
                 f"{detail} ({size[0]}x{size[1]} = {size[0] * size[1] / 1e6:.0f} MP > {MAX_IMAGE_PIXELS / 1e6:.0f} MP: "
                 "raise data.max_image_pixels if the file is trusted)",
             )
-            return None
-        with _pixel_limit(None), Image.open(path) as im:
+        with Image.open(path) as im:
             im.verify()  # must come first after open: reading EXIF moves the file position
-        with _pixel_limit(None), Image.open(path) as im:
+        with Image.open(path) as im:
             orientation = exif_orientation(im)
             if check_pixels:
                 im.draft("RGB", (max(1, size[0] // 8), max(1, size[1] // 8)))
                 im.load()
     except Exception:  # PIL raises many types for bad files; all mean the same here.
-        report.add("corrupt image", detail)
-        return None
+        return _Problem("corrupt image", detail)
     if size[0] <= 0 or size[1] <= 0:
-        report.add("corrupt image", detail)
-        return None
+        return _Problem("corrupt image", detail)
     return int(size[0]), int(size[1]), orientation
 
 
@@ -476,7 +531,7 @@ def load_coco(
     for ann in coco.dataset.get("annotations", []):
         if ann.get("image_id") not in coco.imgs:
             col.report.add("annotation of an unknown image id", f"image id {ann.get('image_id')}")
-    for image_id in progress(sorted(coco.imgs), len(coco.imgs), f"checking {name}"):
+    for image_id in progress(sorted(coco.imgs), len(coco.imgs), f"reading {name} annotations"):
         info = coco.imgs[image_id]
         file_name = str(info.get("file_name", ""))
         col.listed += 1
@@ -589,7 +644,7 @@ def load_voc(
     class_to_id = {n: i for i, n in enumerate(class_names)}
 
     col = _Collector(name, source, class_to_id, check_pixels)
-    for position, stem, where, tree in progress(parsed, len(parsed), f"checking {name}"):
+    for position, stem, where, tree in progress(parsed, len(parsed), f"reading {name} annotations"):
         col.listed += 1
         detail = f"{stem}.xml"
         if tree is None:
@@ -716,7 +771,7 @@ def load_yolo(
         )
 
     col = _Collector(name, source, {n: i for i, n in enumerate(class_names)}, check_pixels)
-    for position, image_path in enumerate(progress(images, len(images), f"checking {name}"), start=1):
+    for position, image_path in enumerate(progress(images, len(images), f"reading {name} annotations"), start=1):
         col.listed += 1
         detail = image_path.name
         label_path = yolo_label_path(image_path)
@@ -725,10 +780,7 @@ def load_yolo(
             if objects is not None:
                 col.add_image(image_path, position, objects, detail)
             continue
-        kept_before = len(col.examples)
-        col.add_image(image_path, position, [], detail)
-        if len(col.examples) > kept_before:
-            col.report.add("image without label file", detail)
+        col.add_image(image_path, position, [], detail, note_if_kept="image without label file")
     return col.finish(class_names)
 
 
