@@ -48,7 +48,7 @@ def test_a_bfloat16_run_trains_and_saves_a_float32_model(tmp_path: Path) -> None
 
 
 def test_an_unknown_precision_is_a_config_error() -> None:
-    with pytest.raises(ConfigError, match="train.mixed_precision must be none, bfloat16 or float16"):
+    with pytest.raises(ConfigError, match="train.mixed_precision must be none, bfloat16, float16 or auto"):
         load_config(None, ["train.mixed_precision=int8"])
 
 
