@@ -77,13 +77,14 @@ def main() -> None:
     args = parser.parse_args()
     import torch
 
+    from tests.torch_reference import original_preprocess
+
     torch.set_num_threads(THREADS)
     started = time.perf_counter()
     images = calibration_images(args.calibration)
     mean, std = ORIGINAL_NORMALIZATION["coco"]
     pixels = images[0][None].astype(np.float32)
-    torch_input = torch.from_numpy(((pixels[..., ::-1] / 255.0 - np.array(mean)) / np.array(std))
-                                   .astype(np.float32).transpose(0, 3, 1, 2).copy())
+    torch_input = original_preprocess(torch.from_numpy(pixels), mean, std)
     results = {}
     for arch in args.archs:
         network = twin(arch)

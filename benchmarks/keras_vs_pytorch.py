@@ -74,9 +74,9 @@ def torch_step(network, images: np.ndarray, targets: dict[str, np.ndarray]):
     """The twin's training step with the original CenterNet losses (``FocalLoss`` / ``RegL1Loss``)."""
     import torch
 
-    mean, std = ORIGINAL_NORMALIZATION["coco"]
-    inputs = torch.from_numpy(((images[..., ::-1] / 255.0 - np.array(mean)) / np.array(std))
-                              .astype(np.float32).transpose(0, 3, 1, 2).copy())
+    from tests.torch_reference import original_preprocess
+
+    inputs = original_preprocess(torch.from_numpy(images), *ORIGINAL_NORMALIZATION["coco"])
     heatmap = torch.from_numpy(targets["heatmap"].transpose(0, 3, 1, 2).copy())
     indices = torch.from_numpy(targets["indices"].astype(np.int64))
     mask = torch.from_numpy(targets["mask"].astype(np.float32))
@@ -135,7 +135,7 @@ def main() -> None:
     args = parser.parse_args()
     import torch
 
-    from tests.torch_reference import PoseResNet, fill_randomly
+    from tests.torch_reference import PoseResNet, fill_randomly, original_preprocess
 
     torch.set_num_threads(THREADS)
     started = time.perf_counter()
@@ -146,9 +146,7 @@ def main() -> None:
     detector = KerasDetector(model)
     pixels = tf.constant(np.random.default_rng(2).uniform(0, 255, (1, SIZE, SIZE, 3)).astype(np.float32))
     forward = tf.function(lambda x: model(x, training=False))
-    mean, std = ORIGINAL_NORMALIZATION["coco"]
-    torch_input = torch.from_numpy(((pixels.numpy()[..., ::-1] / 255.0 - np.array(mean)) / np.array(std))
-                                   .astype(np.float32).transpose(0, 3, 1, 2).copy())
+    torch_input = original_preprocess(torch.from_numpy(pixels.numpy()), *ORIGINAL_NORMALIZATION["coco"])
     network.eval()
     with torch.no_grad():
         difference = float(np.abs(forward(pixels)["heatmap"].numpy()
