@@ -18,7 +18,7 @@ class CenterNetDecoder(keras.layers.Layer):
     """Peaks -> top-K -> boxes, with optional class-wise NMS and the letterbox undone.
 
     Inputs: a dict with ``"heatmap"`` ``[B, h, w, C]``, ``"wh"`` and ``"offset"`` ``[B, h, w, 2]`` (the model's
-    outputs) and optionally ``"letterbox"`` ``[B, 3]`` = ``(scale, pad_x, pad_y)`` plus
+    outputs; a 4-channel ``"wh"`` is the ``giou_ttf`` head's distances to the box sides, and needs no offset) and optionally ``"letterbox"`` ``[B, 3]`` = ``(scale, pad_x, pad_y)`` plus
     ``"image_size"`` ``[B, 2]`` = original ``(height, width)``; without them boxes stay in input pixels.
     Outputs a dict of fixed-size tensors (padded to ``max_detections``):
     ``boxes`` ``[B, K, 4]`` as ``x1, y1, x2, y2`` pixels, ``scores`` ``[B, K]``, ``classes`` ``[B, K]`` int32
@@ -73,7 +73,6 @@ class CenterNetDecoder(keras.layers.Layer):
     def call(self, inputs: dict[str, Any]) -> dict[str, Any]:
         heatmap = tf.convert_to_tensor(inputs["heatmap"], tf.float32)
         wh = tf.convert_to_tensor(inputs["wh"], tf.float32)
-        offset = tf.convert_to_tensor(inputs["offset"], tf.float32)
         shape = tf.shape(heatmap)
         batch, map_w, num_classes = shape[0], shape[2], shape[3]
 
@@ -86,14 +85,18 @@ class CenterNetDecoder(keras.layers.Layer):
         cell = flat_idx // num_classes
         ys = tf.cast(cell // map_w, tf.float32)
         xs = tf.cast(cell % map_w, tf.float32)
+        channels = int(wh.shape[-1])
         # A negative size (an untrained or diverging wh head) would give an inverted box: clamp it to 0.
-        wh_at = tf.maximum(tf.gather(tf.reshape(wh, [batch, -1, 2]), cell, batch_dims=1), 0.0)
-        off_at = tf.gather(tf.reshape(offset, [batch, -1, 2]), cell, batch_dims=1)
-        cx = xs + off_at[..., 0]
-        cy = ys + off_at[..., 1]
-        half_w = wh_at[..., 0] / 2.0
-        half_h = wh_at[..., 1] / 2.0
-        boxes = tf.stack([cx - half_w, cy - half_h, cx + half_w, cy + half_h], axis=-1) * float(self.stride)
+        size_at = tf.maximum(tf.gather(tf.reshape(wh, [batch, -1, channels]), cell, batch_dims=1), 0.0)
+        if channels == 4:  # giou_ttf: distances from the peak pixel to the left, top, right and bottom sides
+            corners = tf.stack([xs - size_at[..., 0], ys - size_at[..., 1], xs + size_at[..., 2], ys + size_at[..., 3]], -1)
+        else:  # the paper's width and height around the peak moved by its sub-pixel offset
+            offset = tf.convert_to_tensor(inputs["offset"], tf.float32)
+            off_at = tf.gather(tf.reshape(offset, [batch, -1, 2]), cell, batch_dims=1)
+            cx, cy = xs + off_at[..., 0], ys + off_at[..., 1]
+            half_w, half_h = size_at[..., 0] / 2.0, size_at[..., 1] / 2.0
+            corners = tf.stack([cx - half_w, cy - half_h, cx + half_w, cy + half_h], axis=-1)
+        boxes = corners * float(self.stride)
 
         # NMS on the boxes in input pixels, before the letterbox is undone and the boxes clipped to the image:
         # that is what a TFLite file (which gets no letterbox) can do too, so every runtime keeps the same boxes.

@@ -20,7 +20,7 @@ from keras import layers
 from centernet_tf.backbones import available_backbones, build_backbone
 from centernet_tf.decode import CenterNetDecoder
 from centernet_tf.layers import BN_MOMENTUM, ImageNormalization  # noqa: F401  (ImageNormalization re-exported)
-from centernet_tf.losses import LOSS_TERMS, CenterNetLoss
+from centernet_tf.losses import CenterNetLoss
 from centernet_tf.necks import build_neck
 
 logger = logging.getLogger(__name__)
@@ -33,6 +33,10 @@ HEATMAP_BIAS_INIT = -2.19
 #: 0.001, as the original code's ``fill_fc_weights``.
 HEATMAP_KERNEL_STD = 0.01
 REGRESSION_KERNEL_STD = 0.001
+#: The ``giou_ttf`` box head's distances are ``relu(conv) * this`` (output pixels): TTFNet's ``wh_offset_base``
+#: of 16 input pixels at stride 4. Adam moves each weight by about the learning rate per step, so a raw
+#: output would need thousands of steps to reach the 20-100 output pixels of large boxes.
+TTF_DISTANCE_SCALE = 4.0
 #: Input size used to derive the output stride of a model built for any input size.
 _PROBE_SIZE = 512
 
@@ -46,8 +50,9 @@ def _head(
     activation: str | None = None,
     bias_init: float = 0.0,
     kernel_std: float = REGRESSION_KERNEL_STD,
+    scale: float | None = None,
 ) -> tuple[keras.KerasTensor, layers.Layer]:
-    """Conv3x3(head_conv) [+ BN] + ReLU -> Conv1x1(channels); returns the output and its final layer."""
+    """Conv3x3(head_conv) [+ BN] + ReLU -> Conv1x1(channels) [x scale]; returns the output and the 1x1 layer."""
     x = layers.Conv2D(head_conv, 3, padding="same", use_bias=not batch_norm, name=f"{name}_head_conv")(features)
     if batch_norm:
         x = layers.BatchNormalization(momentum=BN_MOMENTUM, name=f"{name}_head_bn")(x)
@@ -59,9 +64,12 @@ def _head(
         kernel_initializer=keras.initializers.RandomNormal(stddev=kernel_std),
         bias_initializer=keras.initializers.Constant(bias_init),
         dtype="float32",  # keep outputs (and the losses on them) in float32 under mixed precision
-        name=name,
+        name=name if scale is None else f"{name}_conv",
     )
-    return output_layer(x), output_layer
+    output = output_layer(x)
+    if scale is not None:
+        output = layers.Rescaling(scale, dtype="float32", name=name)(output)
+    return output, output_layer
 
 
 def stack_prefix(stack: int, num_stacks: int) -> str:
@@ -74,7 +82,8 @@ class CenterNet(keras.Model):
     """CenterNet = ``backbone`` (nested model, RGB 0-255 -> ``{"P{level}": features}``) -> neck -> heads.
 
     Input ``"image"``: RGB pixels in 0-255. Outputs: ``"heatmap"`` (sigmoid scores, ``num_classes`` channels),
-    ``"wh"`` and ``"offset"`` (2 channels each) of the last stack, plus ``"stack{i}_heatmap"``... of earlier
+    ``"wh"`` and ``"offset"`` (2 channels each; with the loss' ``box="giou_ttf"``, ``"wh"`` holds the 4
+    distances to the box sides and there is no ``"offset"``) of the last stack, plus ``"stack{i}_heatmap"``... of earlier
     stacks when the neck has several. ``output_stride`` is derived from the shapes.
 
     ``head_batch_norm``: True for Conv3x3 + BN + ReLU heads (this library's default, steadier from scratch),
@@ -100,6 +109,7 @@ class CenterNet(keras.Model):
             raise ValueError(f"num_classes must be >= 1, got {num_classes}")
         if class_names is not None and len(class_names) != num_classes:
             raise ValueError(f"{len(class_names)} class names for {num_classes} classes")
+        centernet_loss = loss if isinstance(loss, CenterNetLoss) else CenterNetLoss(**(loss or {}))
         image = keras.Input(shape=backbone.input_shape[1:], name="image")
         pyramid = backbone(image)
         stacks = build_neck(neck, pyramid)
@@ -108,14 +118,17 @@ class CenterNet(keras.Model):
         for stack, features in enumerate(stacks):
             prefix = stack_prefix(stack, len(stacks))
             specs = {
-                "heatmap": (num_classes, "sigmoid", HEATMAP_BIAS_INIT, HEATMAP_KERNEL_STD),
-                "wh": (2, None, 0.0, REGRESSION_KERNEL_STD),
-                "offset": (2, None, 0.0, REGRESSION_KERNEL_STD),
+                "heatmap": (num_classes, "sigmoid", HEATMAP_BIAS_INIT, HEATMAP_KERNEL_STD, None),
+                "wh": (2, None, 0.0, REGRESSION_KERNEL_STD, None),
+                "offset": (2, None, 0.0, REGRESSION_KERNEL_STD, None),
             }
+            if centernet_loss.box == "giou_ttf":
+                specs["wh"] = (4, "relu", 0.0, REGRESSION_KERNEL_STD, TTF_DISTANCE_SCALE)
             finals = {}
-            for term, (channels, activation, bias, std) in specs.items():
+            for term in centernet_loss.term_names:
+                channels, activation, bias, std, scale = specs[term]
                 outputs[prefix + term], finals[term] = _head(
-                    features, channels, prefix + term, head_conv, head_batch_norm, activation, bias, std
+                    features, channels, prefix + term, head_conv, head_batch_norm, activation, bias, std, scale
                 )
             head_layers.append(finals)
         kwargs.setdefault("name", f"centernet_{backbone.name}")
@@ -131,7 +144,7 @@ class CenterNet(keras.Model):
         self.head_batch_norm = bool(head_batch_norm)
         self.class_names = [str(n) for n in class_names] if class_names is not None else None
         self.decoder_config = dict(decoder or {})
-        self.centernet_loss = loss if isinstance(loss, CenterNetLoss) else CenterNetLoss(**(loss or {}))
+        self.centernet_loss = centernet_loss
         self.num_stacks = len(stacks)
         #: The final 1x1 convolution of each head of the last stack (export keeps them float in int8 files).
         self.head_output_layers = head_layers[-1]
@@ -139,7 +152,9 @@ class CenterNet(keras.Model):
         #: Symbolic outputs of the parts in this graph, to cut sub-models (profiling, features) without
         #: looking layers up by name: the backbone's levels and the last stack's neck features.
         self.part_outputs = {"backbone": list(pyramid.values()), "neck": stacks[-1]}
-        self.term_trackers = {term: keras.metrics.Mean(name=f"{term}_loss") for term in LOSS_TERMS}
+        self.term_trackers = {
+            term: keras.metrics.Mean(name=f"{term}_loss") for term in centernet_loss.term_names
+        }
 
     def _derive_output_stride(self, heatmap: keras.KerasTensor) -> int:
         """Input height / heatmap height, from the static shapes (or a probe size when they are dynamic)."""

@@ -57,6 +57,7 @@ def encode_targets(
     max_objects: int = 128,
     min_overlap: float = 0.7,
     exact_radius: bool = False,
+    box_targets: bool = False,
 ) -> dict[str, tf.Tensor]:
     """Build the CenterNet targets of one image.
 
@@ -70,7 +71,8 @@ def encode_targets(
       ``indices`` ``[max_objects]`` int32: flat ``y * map_w + x`` of each integer centre;
       ``mask`` ``[max_objects]`` float32: 1 for a real object;
       ``num_objects`` and ``num_dropped``: objects kept, and objects with positive size that did not fit in
-      ``max_objects`` (the first ``max_objects`` are kept; degenerate boxes never take a slot).
+      ``max_objects`` (the first ``max_objects`` are kept; degenerate boxes never take a slot);
+      with ``box_targets``, also ``box_target`` and ``box_weight`` of :func:`encode_box_targets`.
     Eager on numpy input, and graph-safe inside ``tf.data`` (no ``py_function``).
     """
     map_h, map_w = int(input_size[0]) // stride, int(input_size[1]) // stride
@@ -102,6 +104,7 @@ def encode_targets(
     )
 
     heatmap = _draw_gaussians(cx_int, cy_int, radius, cls, map_h, map_w, num_classes)
+    dense = encode_box_targets(x1, y1, x2, y2, cx_int, cy_int, map_h, map_w, stride) if box_targets else {}
 
     pad = [[0, max_objects - num_kept]]
     wh = tf.pad(tf.stack([w, h], axis=-1), pad + [[0, 0]])
@@ -116,7 +119,50 @@ def encode_targets(
         "mask": tf.ensure_shape(mask, [max_objects]),
         "num_objects": num_kept,
         "num_dropped": num_valid - num_kept,
+        **dense,
     }
+
+
+#: TTFNet's share of a box's half-size covered by its Gaussian area (``alpha = beta = 0.54`` in its paper).
+TTF_GAUSSIAN_AREA = 0.54
+
+
+def encode_box_targets(
+    x1: tf.Tensor, y1: tf.Tensor, x2: tf.Tensor, y2: tf.Tensor, cx_int: tf.Tensor, cy_int: tf.Tensor,
+    map_h: int, map_w: int, stride: int, area: float = TTF_GAUSSIAN_AREA,
+) -> dict[str, tf.Tensor]:
+    """Dense box targets of TTFNet (Liu et al. 2020) for the ``giou_ttf`` box loss, from boxes on the output map.
+
+    Each object owns the pixels of an elliptic Gaussian around its integer centre, truncated at ``area`` times
+    its half-width and half-height (sigma = (2 r + 1) / 6 per axis); where areas overlap the smaller box wins,
+    as TTFNet draws the large ones first. ``box_target`` ``[H, W, 4]``: the owner's ``x1, y1, x2, y2`` (output
+    units; 0 elsewhere). ``box_weight`` ``[H, W]``: the owner's Gaussian value normalised to sum to
+    ``log(box area in input pixels)`` over its whole Gaussian, so every object weighs by its log-area however
+    many pixels regress it (TTFNet's ``log`` area weighting).
+    """
+    w_radius = tf.floor((x2 - x1) / 2.0 * area)
+    h_radius = tf.floor((y2 - y1) / 2.0 * area)
+    xs = tf.range(map_w, dtype=tf.float32)[None, None, :]
+    ys = tf.range(map_h, dtype=tf.float32)[None, :, None]
+    dx = xs - cx_int[:, None, None]
+    dy = ys - cy_int[:, None, None]
+    sigma_x = ((2.0 * w_radius + 1.0) / 6.0)[:, None, None]
+    sigma_y = ((2.0 * h_radius + 1.0) / 6.0)[:, None, None]
+    inside = (tf.abs(dx) <= w_radius[:, None, None]) & (tf.abs(dy) <= h_radius[:, None, None])
+    gaussian = tf.where(inside, tf.exp(-dx * dx / (2.0 * sigma_x * sigma_x) - dy * dy / (2.0 * sigma_y * sigma_y)), 0.0)
+    box_area = (x2 - x1) * (y2 - y1) * float(stride * stride)
+    # A padding object that owns nothing keeps argmin defined when there are no objects.
+    gaussian = tf.concat([gaussian, tf.zeros([1, map_h, map_w])], axis=0)
+    areas = tf.concat([box_area, [float("inf")]], axis=0)
+    owner = tf.argmin(tf.where(gaussian > 0.0, areas[:, None, None], float("inf")), axis=0, output_type=tf.int32)
+    owned = tf.reduce_any(gaussian > 0.0, axis=0)
+    boxes = tf.concat([tf.stack([x1, y1, x2, y2], axis=-1), tf.zeros([1, 4])], axis=0)
+    log_area = tf.math.log(tf.maximum(tf.concat([box_area, [1.0]], axis=0), 1.0))
+    norm = log_area / tf.maximum(tf.reduce_sum(gaussian, axis=[1, 2]), 1e-12)
+    owner_gaussian = tf.gather(tf.transpose(gaussian, [1, 2, 0]), owner, batch_dims=2)
+    weight = tf.where(owned, owner_gaussian * tf.gather(norm, owner), 0.0)
+    box_target = tf.where(owned[..., None], tf.gather(boxes, owner), 0.0)
+    return {"box_target": box_target, "box_weight": weight}
 
 
 def _draw_gaussians(
@@ -148,10 +194,11 @@ def _draw_gaussians(
     return tf.transpose(per_class, [1, 2, 0])
 
 
-#: What ``model.fit`` consumes as ``y``: everything :meth:`centernet_tf.model.CenterNet.compute_loss` reads.
-TARGET_KEYS = ("heatmap", "wh", "offset", "indices", "mask")
+#: What ``model.fit`` consumes as ``y``: everything :meth:`centernet_tf.model.CenterNet.compute_loss` reads
+#: (the dense ``box_target`` / ``box_weight`` too when they were encoded).
+TARGET_KEYS = ("heatmap", "wh", "offset", "indices", "mask", "box_target", "box_weight")
 
 
 def keras_targets(targets: dict[str, tf.Tensor]) -> dict[str, tf.Tensor]:
     """The ``y`` dict of ``model.fit``: heatmap, wh, offset, int32 indices and mask (no bookkeeping counts)."""
-    return {key: targets[key] for key in TARGET_KEYS}
+    return {key: targets[key] for key in TARGET_KEYS if key in targets}

@@ -27,14 +27,22 @@ def network_outputs(model: keras.Model, images: tf.Tensor, flip_test: bool = Fal
     images = tf.cast(images, tf.float32)
     if not flip_test:
         outputs = model(images, training=False)
-        return {key: outputs[key] for key in ("heatmap", "wh", "offset")}
+        return {key: outputs[key] for key in ("heatmap", "wh", "offset") if key in outputs}
     count = tf.shape(images)[0]
     both = model(tf.concat([images, tf.reverse(images, axis=[2])], axis=0), training=False)
 
-    def averaged(key: str) -> tf.Tensor:
-        return (both[key][:count] + tf.reverse(both[key][count:], axis=[2])) / 2.0
+    def averaged(key: str, mirrored_channels: list[int] | None = None) -> tf.Tensor:
+        flipped_back = tf.reverse(both[key][count:], axis=[2])
+        if mirrored_channels:
+            flipped_back = tf.gather(flipped_back, mirrored_channels, axis=-1)
+        return (both[key][:count] + flipped_back) / 2.0
 
-    return {"heatmap": averaged("heatmap"), "wh": averaged("wh"), "offset": both["offset"][:count]}
+    # The giou_ttf head's 4 distances (left, top, right, bottom): a mirror swaps left and right.
+    averaged_sizes = averaged("wh", [2, 1, 0, 3] if both["wh"].shape[-1] == 4 else None)
+    outputs = {"heatmap": averaged("heatmap"), "wh": averaged_sizes}
+    if "offset" in both:
+        outputs["offset"] = both["offset"][:count]
+    return outputs
 
 
 def detect_image(
