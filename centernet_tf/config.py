@@ -104,11 +104,22 @@ class LossConfig:
     heatmap_weight: float = 1.0
     wh_weight: float = 0.1
     offset_weight: float = 1.0
+    #: Box regression: "l1" (the paper: width/height at the centre, L1 in output pixels, weight 0.1) or
+    #: "giou_ttf" (TTFNet: distances to the box sides at every pixel of a Gaussian area, GIoU loss; TTFNet
+    #: weighs it 5, so set wh_weight: 5). Saved with the model: it decides the heads and the decoding.
+    box: str = "l1"
+    #: Radius of the heatmap Gaussians: "cornernet" (the formula CornerNet and CenterNet use, with its quirk
+    #: that makes large boxes' radii several times what its IoU argument says) or "exact" (the same IoU
+    #: argument solved correctly: tighter peaks on large boxes; see targets.gaussian_radius).
+    gaussian_radius: str = "cornernet"
 
 
 @dataclass
 class TrainConfig:
     epochs: int = 10
+    #: Train for about this many minutes instead of train.epochs: the step time is measured before training
+    #: and the epochs that fit are scheduled (warm-up and decay over them). Evaluation time is extra.
+    time_budget_minutes: float | None = None
     batch_size: int = 16
     #: Peak Adam learning rate; None scales base_learning_rate linearly: base * batch_size / 32.
     learning_rate: float | None = None
@@ -128,6 +139,9 @@ class TrainConfig:
     #: Let the backbone's BatchNorm layers update (statistics and scale/offset) while fine-tuning. Off by
     #: default: small batches would overwrite the pretrained statistics.
     fine_tune_batch_norm: bool = False
+    #: Exponential moving average of the weights (Keras' optimizer use_ema): evaluation, best_model.keras and
+    #: model.keras use the average. The momentum per step (e.g. 0.995: about the last 200 steps); null: off.
+    ema_momentum: float | None = None
     #: Clip each gradient update to this global norm (None: no clipping).
     gradient_clip_norm: float | None = None
     #: None: one pass over the training set per epoch.
@@ -280,7 +294,9 @@ def validate(config: Config) -> None:
     for key in ("epochs", "batch_size"):
         if getattr(config.train, key) < 1:
             raise ConfigError(f"train.{key} must be >= 1")
-    if not 0 <= config.train.freeze_backbone_epochs < config.train.epochs:
+    budget = config.train.time_budget_minutes
+    frozen = config.train.freeze_backbone_epochs
+    if frozen < 0 or (budget is None and frozen >= config.train.epochs):
         raise ConfigError(
             f"train.freeze_backbone_epochs must be in [0, train.epochs), got {config.train.freeze_backbone_epochs} "
             f"with {config.train.epochs} epochs (the fine-tuning phase needs at least one epoch)"
@@ -303,6 +319,18 @@ def validate(config: Config) -> None:
             raise ConfigError(f"train.{key} must be a positive number (or null), got {value}")
     if not (math.isfinite(config.train.base_learning_rate) and config.train.base_learning_rate > 0):
         raise ConfigError(f"train.base_learning_rate must be a positive number, got {config.train.base_learning_rate}")
+    from centernet_tf.losses import BOX_LOSSES  # local: keeps Keras out of reading a config
+
+    if config.loss.box not in BOX_LOSSES:
+        raise ConfigError(f"loss.box must be one of {', '.join(BOX_LOSSES)}, got {config.loss.box!r}")
+    if budget is not None and not (math.isfinite(budget) and budget > 0):
+        raise ConfigError(f"train.time_budget_minutes must be a positive number of minutes (or null), got {budget}")
+    if budget is not None and config.train.distribute == "multi_worker":
+        raise ConfigError("train.time_budget_minutes is not available with train.distribute=multi_worker; set train.epochs")
+    if config.loss.gaussian_radius not in ("cornernet", "exact"):
+        raise ConfigError(f"loss.gaussian_radius must be cornernet or exact, got {config.loss.gaussian_radius!r}")
+    if config.train.ema_momentum is not None and not 0.0 < config.train.ema_momentum < 1.0:
+        raise ConfigError(f"train.ema_momentum must be in (0, 1) or null, got {config.train.ema_momentum}")
     if config.eval.nms_method not in ("hard", "soft"):
         raise ConfigError(f"eval.nms_method must be hard or soft, got {config.eval.nms_method!r}")
     if config.eval.scale_merge not in ("soft_nms", "nms"):

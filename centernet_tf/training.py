@@ -38,6 +38,7 @@ from centernet_tf.plots import (
     draw_precision_recall,
     draw_training_samples,
 )
+from centernet_tf.time_budget import apply_time_budget
 from centernet_tf.schedules import fine_tune_learning_rate, learning_rate_schedule, peak_learning_rate
 from centernet_tf.transfer import set_backbone_trainable
 
@@ -45,8 +46,8 @@ logger = logging.getLogger(__name__)
 
 
 def loss_from_config(loss: LossConfig) -> CenterNetLoss:
-    """The CenterNet loss with the config's term weights (paper: 1, 0.1, 1)."""
-    return CenterNetLoss(loss.heatmap_weight, loss.wh_weight, loss.offset_weight)
+    """The CenterNet loss with the config's term weights (paper: 1, 0.1, 1) and box loss."""
+    return CenterNetLoss(loss.heatmap_weight, loss.wh_weight, loss.offset_weight, box=loss.box)
 
 
 @dataclass(frozen=True)
@@ -84,8 +85,12 @@ def compile_centernet(
     schedule = learning_rate_schedule(
         config.train, steps_per_epoch, phase.first_epoch, phase.last_epoch, phase.peak_learning_rate
     )
+    ema = config.train.ema_momentum
     model.compile(
-        optimizer=keras.optimizers.Adam(schedule, global_clipnorm=config.train.gradient_clip_norm),
+        optimizer=keras.optimizers.Adam(
+            schedule, global_clipnorm=config.train.gradient_clip_norm, use_ema=ema is not None,
+            ema_momentum=ema if ema is not None else 0.99,
+        ),
         jit_compile=config.train.jit_compile,
     )
     return model
@@ -152,6 +157,9 @@ def training_callbacks(
     # The evaluation runs before TensorBoard, so the mAP it adds to the epoch logs is written too.
     callbacks: list[keras.callbacks.Callback] = [
         DivergenceGuard(),  # first: a NaN epoch raises before any callback below can save it
+        # The averaged weights in the model at each epoch's end, so evaluation, best model and backup see them
+        # (swapped back before the next epoch trains; after the last one they stay, as Keras finalises EMA).
+        *([keras.callbacks.SwapEMAWeights(swap_on_epoch=True)] if config.train.ema_momentum is not None else []),
         evaluation,
         keras.callbacks.TensorBoard(log_dir=str(run_dir / "logs")),
         ResultsCSV(run_dir / "results.csv"),
@@ -269,6 +277,8 @@ def train_dataset_from_config(
         seed=config.train.seed,
         stride=stride,
         augmentation=augmentation_from_config(config),
+        box_targets=config.loss.box == "giou_ttf",
+        exact_radius=config.loss.gaussian_radius == "exact",
     )
     return train_ds.repeat(), steps_per_epoch
 
@@ -388,6 +398,7 @@ def _run_training(config: Config, run_dir: Path, strategy: tf.distribute.Strateg
     with strategy.scope(), dtype_policy(DTYPE_POLICIES[precision]):
         model = model_from_config(config, class_names, synchronized_batch_norm=replicas > 1)
     train_ds, steps_per_epoch = train_dataset_from_config(config, train_index, model.output_stride)
+    config = apply_time_budget(config, model, train_ds, steps_per_epoch, run_dir)
     write_data_pictures(run_dir, train_index, train_ds, model.output_stride)
     if is_multi_worker(strategy):
         train_ds = strategy.distribute_datasets_from_function(

@@ -105,12 +105,16 @@ def build_train_dataset(
     drop_remainder: bool = True,
     augmentation: Augmentation | None = None,
     deterministic: bool | None = None,
+    box_targets: bool = False,
+    exact_radius: bool = False,
 ) -> tf.data.Dataset:
     """``(image, targets)`` batches for ``model.fit``; ``targets`` is keyed like the model outputs.
 
     Without ``augmentation.random_crop`` images are letterboxed as in evaluation. ``deterministic`` (default:
     when there is a ``seed`` or no shuffling) keeps the order of the parallel decoding; off, a slow file does
-    not hold up the batch (``benchmarks/input_pipeline.py`` measures both).
+    not hold up the batch (``benchmarks/input_pipeline.py`` measures both). ``box_targets`` adds the dense
+    targets of the ``giou_ttf`` box loss; ``exact_radius`` draws the heatmap with
+    :func:`~centernet_tf.targets.gaussian_radius`'s ``exact=True``.
     """
     augmentation = augmentation or Augmentation()
     num_classes = len(index.class_names)
@@ -136,7 +140,8 @@ def build_train_dataset(
             image = colour_jitter(image, augmentation.colour_jitter)
         if augmentation.lighting_std > 0:
             image = pca_lighting(image, augmentation.lighting_std)
-        targets = encode_targets(boxes, class_ids, input_size, num_classes, stride, max_objects)
+        targets = encode_targets(boxes, class_ids, input_size, num_classes, stride, max_objects,
+                                 exact_radius=exact_radius, box_targets=box_targets)
         return image, keras_targets(targets)
 
     # By default the order only varies when it is random anyway (shuffling without a seed).
