@@ -139,8 +139,9 @@ class TrainConfig:
     #: Let the backbone's BatchNorm layers update (statistics and scale/offset) while fine-tuning. Off by
     #: default: small batches would overwrite the pretrained statistics.
     fine_tune_batch_norm: bool = False
-    #: Exponential moving average of the weights (Keras' optimizer use_ema): evaluation, best_model.keras and
-    #: model.keras use the average. The momentum per step (e.g. 0.995: about the last 200 steps); null: off.
+    #: Exponential moving average of the weights and BatchNorm statistics (centernet_tf.ema): evaluation,
+    #: best_model.keras and model.keras use the average. Momentum per step after a warm-up ramp (e.g. 0.995:
+    #: about the last 200 steps); null: off.
     ema_momentum: float | None = None
     #: Clip each gradient update to this global norm (None: no clipping).
     gradient_clip_norm: float | None = None

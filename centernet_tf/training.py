@@ -28,6 +28,7 @@ from centernet_tf.data.loaders import load_split
 from centernet_tf.data.pipeline import build_train_dataset
 from centernet_tf.data.sources import DatasetIndex
 from centernet_tf.decode import CenterNetDecoder
+from centernet_tf.ema import WeightAverage
 from centernet_tf.evaluation import coco_ground_truth, coco_metrics, predict_detections, voc_metrics
 from centernet_tf.losses import CenterNetLoss
 from centernet_tf.model import CenterNet, build_centernet, decoder_for
@@ -85,12 +86,8 @@ def compile_centernet(
     schedule = learning_rate_schedule(
         config.train, steps_per_epoch, phase.first_epoch, phase.last_epoch, phase.peak_learning_rate
     )
-    ema = config.train.ema_momentum
     model.compile(
-        optimizer=keras.optimizers.Adam(
-            schedule, global_clipnorm=config.train.gradient_clip_norm, use_ema=ema is not None,
-            ema_momentum=ema if ema is not None else 0.99,
-        ),
+        optimizer=keras.optimizers.Adam(schedule, global_clipnorm=config.train.gradient_clip_norm),
         jit_compile=config.train.jit_compile,
     )
     return model
@@ -158,8 +155,8 @@ def training_callbacks(
     callbacks: list[keras.callbacks.Callback] = [
         DivergenceGuard(),  # first: a NaN epoch raises before any callback below can save it
         # The averaged weights in the model at each epoch's end, so evaluation, best model and backup see them
-        # (swapped back before the next epoch trains; after the last one they stay, as Keras finalises EMA).
-        *([keras.callbacks.SwapEMAWeights(swap_on_epoch=True)] if config.train.ema_momentum is not None else []),
+        # (swapped back before the next epoch trains; after the last one they stay).
+        *([WeightAverage(config.train.ema_momentum)] if config.train.ema_momentum is not None else []),
         evaluation,
         keras.callbacks.TensorBoard(log_dir=str(run_dir / "logs")),
         ResultsCSV(run_dir / "results.csv"),
