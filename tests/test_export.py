@@ -417,3 +417,26 @@ def test_tflite_fp16_stores_half_weights_and_matches_keras(model: keras.Model, t
     np.testing.assert_array_equal(found.classes[:5], expected.classes[:5])
     np.testing.assert_allclose(found.scores[:5], expected.scores[:5], atol=1e-2)
     np.testing.assert_allclose(found.boxes[:5], expected.boxes[:5], atol=1.0)
+
+
+def test_giou_ttf_model_exports_with_parity_and_its_flip_test(tmp_path: Path) -> None:
+    """The 4-distance box head decodes the same in Keras, the SavedModel and TFLite fp32, flip test included."""
+    from centernet_tf.model import decoder_for
+
+    keras.utils.set_random_seed(6)
+    net = build_centernet(len(CLASSES), "resnet10_slim", (64, 96, 3), loss={"box": "giou_ttf"},
+                          decoder={"score_threshold": 0.0, "max_detections": 20, "flip_test": True})
+    kernel, bias = net.head_output_layers["heatmap"].get_weights()
+    net.head_output_layers["heatmap"].set_weights([kernel * 40.0, bias])
+    kernel, bias = net.head_output_layers["wh"].get_weights()
+    net.head_output_layers["wh"].set_weights([kernel * 100.0, bias + 2.0])  # sides some 8-16 px away
+    image = _image(8, (90, 130))
+    expected = KerasDetector(net).detect(image)
+    plain = KerasDetector(net, decoder_for(net, {"flip_test": False})).detect(image)
+    assert np.ptp(expected.boxes[:, 2] - expected.boxes[:, 0]) > 1.0  # real, varied box widths
+    assert not np.allclose(expected.boxes[:5], plain.boxes[:5])  # the flip test changes them
+    saved = SavedModelDetector(export_saved_model(net, tmp_path / "saved_model", CLASSES))
+    _assert_same_detections(expected, saved.detect(image), image.shape[:2])
+    fp32 = export_tflite(net, tmp_path / "fp32.tflite", CLASSES, "fp32")
+    assert not [op for op in _op_names(fp32) if op.startswith("Flex") or op == "CUSTOM"]
+    _assert_same_detections(expected, TFLiteDetector(fp32, num_threads=1).detect(image), image.shape[:2])

@@ -1,0 +1,131 @@
+"""The detector practitioners pick instead, side by side: Ultralytics YOLO and ours on the same photos, for the
+same wall-clock budget on this machine, scored by the same pycocotools code on the held-out ``test`` split.
+
+    pip install ultralytics          # optional, never in CI; it needs a torchvision that loads with its torch
+    python benchmarks/peer_yolo.py --budget-minutes 60
+
+Three runs, one after the other (never at once: they share the CPU):
+  * YOLO (``--yolo-model``, default its smallest current model, built from its YAML: no downloaded weights)
+    trained from scratch with Ultralytics' ``time`` budget, plots off;
+  * ours from scratch (``configs/aquarium.yaml``, random init, no frozen phase) with ``train.time_budget_minutes``;
+  * ours from ImageNet weights with the same budget (the recipe users get).
+YOLO's test predictions (confidence >= 0.001, its own NMS) are converted to COCO results on our image ids and
+scored with :func:`centernet_tf.evaluation.coco_metrics`, exactly as ours are.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO / "benchmarks"))
+
+from bccd import machine  # noqa: E402  (also sets up the import path and TensorFlow's log level)
+
+from centernet_tf.config import load_config  # noqa: E402
+from centernet_tf.data.loaders import load_split  # noqa: E402
+from centernet_tf.data.sources import DatasetIndex  # noqa: E402
+from centernet_tf.evaluation import coco_ground_truth, coco_metrics, evaluate_model  # noqa: E402
+from centernet_tf.model import load_centernet  # noqa: E402
+from centernet_tf.training import run_training  # noqa: E402
+
+SCRATCH = ["model.backbone_weights=null", "train.freeze_backbone_epochs=0"]
+
+
+def yolo_data_yaml(config: Any, work: Path) -> Path:
+    """An Ultralytics data file for the config's YOLO-layout root (train / val / test image folders)."""
+    root = Path(config.data.root).resolve()
+    names = "".join(f"  {i}: {name}\n" for i, name in enumerate(config.data.class_names))
+    path = work / "data.yaml"
+    path.write_text(f"path: {root}\ntrain: {config.data.train_split}/images\nval: {config.data.val_split}/images\n"
+                    f"test: {config.data.test_split}/images\nnames:\n{names}")
+    return path
+
+
+def yolo_results(weights: Path, test: DatasetIndex, imgsz: int) -> list[dict[str, Any]]:
+    """COCO result dicts of a trained YOLO on every test image, in original-image pixels, our class ids + 1."""
+    from ultralytics import YOLO
+
+    model = YOLO(str(weights))
+    results = []
+    for example in test.examples:
+        found = model.predict(example.image_path, imgsz=imgsz, conf=0.001, iou=0.7, max_det=100, device="cpu",
+                              verbose=False)[0]
+        for (x1, y1, x2, y2), score, cls in zip(found.boxes.xyxy.tolist(), found.boxes.conf.tolist(),
+                                               found.boxes.cls.tolist()):
+            results.append({"image_id": int(example.image_id), "category_id": int(cls) + 1,
+                            "bbox": [x1, y1, x2 - x1, y2 - y1], "score": float(score)})
+    return results
+
+
+def train_yolo(args: argparse.Namespace, config: Any, work: Path, test: DatasetIndex) -> dict[str, Any]:
+    from ultralytics import YOLO
+
+    started = time.perf_counter()
+    model = YOLO(args.yolo_model)  # a .yaml: the architecture only, random weights
+    model.train(data=str(yolo_data_yaml(config, work)), time=args.budget_minutes / 60.0, epochs=1000,
+                imgsz=args.imgsz, batch=config.train.batch_size, device="cpu", workers=2, pretrained=False,
+                plots=False, amp=False, val=False, seed=config.train.seed, project=str(work), name="yolo",
+                exist_ok=True, verbose=False)
+    train_seconds = time.perf_counter() - started
+    weights = work / "yolo" / "weights" / "last.pt"
+    metrics = coco_metrics(coco_ground_truth(test), yolo_results(weights, test, args.imgsz), list(test.class_names))
+    metrics.pop("summary", None)
+    return {"model": args.yolo_model, "train_seconds": round(train_seconds, 1), "test": metrics}
+
+
+def train_ours(args: argparse.Namespace, overrides: list[str], run_dir: Path, test: DatasetIndex) -> dict[str, Any]:
+    config = load_config(args.config, [f"train.time_budget_minutes={args.budget_minutes}", *overrides])
+    started = time.perf_counter()
+    valid = run_training(config, run_dir, verbose=2)
+    train_seconds = time.perf_counter() - started
+    metrics = evaluate_model(load_centernet(run_dir / "model.keras"), test, batch_size=config.eval.batch_size)
+    metrics.pop("summary", None)
+    return {"overrides": overrides, "train_seconds": round(train_seconds, 1), "train_seconds_in_fit":
+            valid["train_seconds"], "time_budget": json.loads((run_dir / "time_budget.json").read_text()),
+            "test": metrics}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--config", default=str(REPO / "configs" / "aquarium.yaml"))
+    parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
+    parser.add_argument("--budget-minutes", type=float, default=60.0)
+    parser.add_argument("--yolo-model", default="yolo11n.yaml", help="an Ultralytics model YAML (no weights)")
+    parser.add_argument("--imgsz", type=int, default=512, help="YOLO's input size (ours: the config's)")
+    parser.add_argument("--only", choices=["yolo", "ours_scratch", "ours_imagenet"], action="append")
+    parser.add_argument("--work-dir", default=str(REPO / "runs" / "peer_yolo"))
+    parser.add_argument("--output", default=str(REPO / "benchmarks" / "results" / "peer_yolo.json"))
+    args = parser.parse_args(argv)
+    config = load_config(args.config, args.overrides)
+    work = Path(args.work_dir)
+    work.mkdir(parents=True, exist_ok=True)
+    train = load_split(config.data, "train")
+    test = load_split(config.data, "test", class_names=list(train.class_names))
+    runs = args.only or ["yolo", "ours_scratch", "ours_imagenet"]
+    output = Path(args.output)
+    result = json.loads(output.read_text()) if output.is_file() else {}
+    result.update(command=" ".join(["python", "benchmarks/peer_yolo.py", *(argv if argv is not None else sys.argv[1:])]),
+                  machine=machine(), budget_minutes=args.budget_minutes)
+    for name in runs:
+        if name == "yolo":
+            result[name] = train_yolo(args, config, work, test)
+        else:
+            extra = SCRATCH if name == "ours_scratch" else []
+            result[name] = train_ours(args, [*extra, *args.overrides], work / name, test)
+        output.write_text(json.dumps(result, indent=2) + "\n")  # after each run: a later failure keeps it
+        print(f"{name}: test mAP@0.5 {result[name]['test']['mAP50']:.3f}, mAP {result[name]['test']['mAP']:.3f}")
+    if "yolo" in result and "ours_scratch" in result:
+        result["ours_scratch_over_yolo_mAP50"] = round(
+            result["ours_scratch"]["test"]["mAP50"] / max(result["yolo"]["test"]["mAP50"], 1e-9), 3)
+        output.write_text(json.dumps(result, indent=2) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
