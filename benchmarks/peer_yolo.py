@@ -1,8 +1,8 @@
 """The detector practitioners pick instead, side by side: Ultralytics YOLO and ours on the same photos, for the
 same wall-clock budget on this machine, scored by the same pycocotools code on the held-out ``test`` split.
 
-    pip install ultralytics          # optional, never in CI; it needs a torchvision that loads with its torch
-    python benchmarks/peer_yolo.py --budget-minutes 60
+    python -m venv /opt/yolo && /opt/yolo/bin/pip install ultralytics   # its own environment, never in CI
+    python benchmarks/peer_yolo.py --budget-minutes 60 --yolo-python /opt/yolo/bin/python
 
 Three runs, one after the other (never at once: they share the CPU):
   * YOLO (``--yolo-model``, default its smallest current model, built from its YAML: no downloaded weights)
@@ -10,29 +10,22 @@ Three runs, one after the other (never at once: they share the CPU):
   * ours from scratch (``configs/aquarium.yaml``, random init, no frozen phase) with ``train.time_budget_minutes``;
   * ours from ImageNet weights with the same budget (the recipe users get).
 YOLO's test predictions (confidence >= 0.001, its own NMS) are converted to COCO results on our image ids and
-scored with :func:`centernet_tf.evaluation.coco_metrics`, exactly as ours are.
+scored with :func:`centernet_tf.evaluation.coco_metrics`, exactly as ours are. YOLO runs in a child process of
+its own Python (``--yolo-python``): PyTorch and TensorFlow in one process crashed (segmentation fault) here,
+and Ultralytics needs a torchvision built for its PyTorch, which our ``pretrained`` extra's CPU PyTorch is not.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import subprocess
 import sys
 import time
 from pathlib import Path
 from typing import Any
 
 REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO / "benchmarks"))
-
-from bccd import machine  # noqa: E402  (also sets up the import path and TensorFlow's log level)
-
-from centernet_tf.config import load_config  # noqa: E402
-from centernet_tf.data.loaders import load_split  # noqa: E402
-from centernet_tf.data.sources import DatasetIndex  # noqa: E402
-from centernet_tf.evaluation import coco_ground_truth, coco_metrics, evaluate_model  # noqa: E402
-from centernet_tf.model import load_centernet  # noqa: E402
-from centernet_tf.training import run_training  # noqa: E402
 
 SCRATCH = ["model.backbone_weights=null", "train.freeze_backbone_epochs=0"]
 
@@ -47,39 +40,51 @@ def yolo_data_yaml(config: Any, work: Path) -> Path:
     return path
 
 
-def yolo_results(weights: Path, test: DatasetIndex, imgsz: int) -> list[dict[str, Any]]:
-    """COCO result dicts of a trained YOLO on every test image, in original-image pixels, our class ids + 1."""
+def yolo_child(request_path: str) -> None:
+    """In the YOLO environment (no TensorFlow): train for the budget, predict the test images, write results."""
     from ultralytics import YOLO
 
-    model = YOLO(str(weights))
+    request = json.loads(Path(request_path).read_text())
+    started = time.perf_counter()
+    model = YOLO(request["model"])  # a .yaml: the architecture only, random weights
+    model.train(data=request["data"], time=request["hours"], epochs=1000, imgsz=request["imgsz"],
+                batch=request["batch"], device="cpu", workers=2, pretrained=False, plots=False, amp=False,
+                val=False, seed=request["seed"], project=request["work"], name="yolo", exist_ok=True, verbose=False)
+    train_seconds = time.perf_counter() - started
+    trained = YOLO(str(Path(request["work"]) / "yolo" / "weights" / "last.pt"))
     results = []
-    for example in test.examples:
-        found = model.predict(example.image_path, imgsz=imgsz, conf=0.001, iou=0.7, max_det=100, device="cpu",
-                              verbose=False)[0]
+    for image_id, path in request["images"]:
+        found = trained.predict(path, imgsz=request["imgsz"], conf=0.001, iou=0.7, max_det=100, device="cpu",
+                                verbose=False)[0]
         for (x1, y1, x2, y2), score, cls in zip(found.boxes.xyxy.tolist(), found.boxes.conf.tolist(),
                                                found.boxes.cls.tolist()):
-            results.append({"image_id": int(example.image_id), "category_id": int(cls) + 1,
+            results.append({"image_id": int(image_id), "category_id": int(cls) + 1,
                             "bbox": [x1, y1, x2 - x1, y2 - y1], "score": float(score)})
-    return results
+    Path(request["output"]).write_text(json.dumps({"train_seconds": train_seconds, "results": results}))
 
 
-def train_yolo(args: argparse.Namespace, config: Any, work: Path, test: DatasetIndex) -> dict[str, Any]:
-    from ultralytics import YOLO
+def train_yolo(args: argparse.Namespace, config: Any, work: Path, test: Any) -> dict[str, Any]:
+    from centernet_tf.evaluation import coco_ground_truth, coco_metrics
 
-    started = time.perf_counter()
-    model = YOLO(args.yolo_model)  # a .yaml: the architecture only, random weights
-    model.train(data=str(yolo_data_yaml(config, work)), time=args.budget_minutes / 60.0, epochs=1000,
-                imgsz=args.imgsz, batch=config.train.batch_size, device="cpu", workers=2, pretrained=False,
-                plots=False, amp=False, val=False, seed=config.train.seed, project=str(work), name="yolo",
-                exist_ok=True, verbose=False)
-    train_seconds = time.perf_counter() - started
-    weights = work / "yolo" / "weights" / "last.pt"
-    metrics = coco_metrics(coco_ground_truth(test), yolo_results(weights, test, args.imgsz), list(test.class_names))
+    request = {
+        "model": args.yolo_model, "data": str(yolo_data_yaml(config, work)), "hours": args.budget_minutes / 60.0,
+        "imgsz": args.imgsz, "batch": config.train.batch_size, "seed": config.train.seed, "work": str(work),
+        "images": [[int(e.image_id), e.image_path] for e in test.examples], "output": str(work / "yolo_results.json"),
+    }
+    (work / "yolo_request.json").write_text(json.dumps(request))
+    subprocess.run([args.yolo_python, __file__, "--yolo-child", str(work / "yolo_request.json")], check=True)
+    answer = json.loads((work / "yolo_results.json").read_text())
+    metrics = coco_metrics(coco_ground_truth(test), answer["results"], list(test.class_names))
     metrics.pop("summary", None)
-    return {"model": args.yolo_model, "train_seconds": round(train_seconds, 1), "test": metrics}
+    return {"model": args.yolo_model, "train_seconds": round(answer["train_seconds"], 1), "test": metrics}
 
 
-def train_ours(args: argparse.Namespace, overrides: list[str], run_dir: Path, test: DatasetIndex) -> dict[str, Any]:
+def train_ours(args: argparse.Namespace, overrides: list[str], run_dir: Path, test: Any) -> dict[str, Any]:
+    from centernet_tf.config import load_config
+    from centernet_tf.evaluation import evaluate_model
+    from centernet_tf.model import load_centernet
+    from centernet_tf.training import run_training
+
     config = load_config(args.config, [f"train.time_budget_minutes={args.budget_minutes}", *overrides])
     started = time.perf_counter()
     valid = run_training(config, run_dir, verbose=2)
@@ -92,12 +97,23 @@ def train_ours(args: argparse.Namespace, overrides: list[str], run_dir: Path, te
 
 
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["--yolo-child"]:
+        yolo_child(argv[1])
+        return 0
+    sys.path.insert(0, str(REPO / "benchmarks"))
+    from bccd import machine  # also sets up the import path and TensorFlow's log level
+
+    from centernet_tf.config import load_config
+    from centernet_tf.data.loaders import load_split
+
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--config", default=str(REPO / "configs" / "aquarium.yaml"))
     parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
     parser.add_argument("--budget-minutes", type=float, default=60.0)
     parser.add_argument("--yolo-model", default="yolo11n.yaml", help="an Ultralytics model YAML (no weights)")
     parser.add_argument("--imgsz", type=int, default=512, help="YOLO's input size (ours: the config's)")
+    parser.add_argument("--yolo-python", default=sys.executable, help="the Python of the Ultralytics environment")
     parser.add_argument("--only", choices=["yolo", "ours_scratch", "ours_imagenet"], action="append")
     parser.add_argument("--work-dir", default=str(REPO / "runs" / "peer_yolo"))
     parser.add_argument("--output", default=str(REPO / "benchmarks" / "results" / "peer_yolo.json"))
@@ -110,7 +126,7 @@ def main(argv: list[str] | None = None) -> int:
     runs = args.only or ["yolo", "ours_scratch", "ours_imagenet"]
     output = Path(args.output)
     result = json.loads(output.read_text()) if output.is_file() else {}
-    result.update(command=" ".join(["python", "benchmarks/peer_yolo.py", *(argv if argv is not None else sys.argv[1:])]),
+    result.update(command=" ".join(["python", "benchmarks/peer_yolo.py", *argv]),
                   machine=machine(), budget_minutes=args.budget_minutes)
     for name in runs:
         if name == "yolo":
