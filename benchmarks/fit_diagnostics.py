@@ -21,20 +21,12 @@ from centernet_tf.config import load_config  # noqa: E402
 from centernet_tf.data.loaders import load_split  # noqa: E402
 from centernet_tf.data.pipeline import build_eval_dataset  # noqa: E402
 from centernet_tf.data.letterbox import letterbox_boxes  # noqa: E402
+from centernet_tf.evaluation import box_iou  # noqa: E402
 from centernet_tf.model import load_centernet  # noqa: E402
 
 
 #: Detections at least this confident count when looking for several detections of one object.
 DUPLICATE_SCORE = 0.1
-
-
-def box_iou(boxes: np.ndarray, box: np.ndarray) -> np.ndarray:
-    """IoU of each ``x1, y1, x2, y2`` row of ``boxes`` with ``box``."""
-    inter_w = np.clip(np.minimum(boxes[:, 2], box[2]) - np.maximum(boxes[:, 0], box[0]), 0, None)
-    inter_h = np.clip(np.minimum(boxes[:, 3], box[3]) - np.maximum(boxes[:, 1], box[1]), 0, None)
-    inter = inter_w * inter_h
-    areas = (boxes[:, 2] - boxes[:, 0]) * (boxes[:, 3] - boxes[:, 1])
-    return inter / np.maximum(areas + (box[2] - box[0]) * (box[3] - box[1]) - inter, 1e-9)
 
 
 def main() -> None:
@@ -62,7 +54,7 @@ def main() -> None:
             keep = found["scores"][b].numpy() >= DUPLICATE_SCORE
             detected = found["boxes"][b].numpy()[keep]
             for box in boxes:
-                duplicates.append(int((box_iou(detected, box) >= 0.5).sum()))
+                duplicates.append(int((box_iou(box, detected) >= 0.5).sum()))
             for box, cls in zip(boxes / stride, example.class_ids):
                 x, y = int((box[0] + box[2]) / 2), int((box[1] + box[3]) / 2)
                 y, x = min(y, heatmap.shape[1] - 1), min(x, heatmap.shape[2] - 1)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import json
 import logging
@@ -10,7 +9,6 @@ import math
 import shutil
 import tempfile
 import time
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -18,7 +16,6 @@ from typing import Any
 import keras
 import tensorflow as tf
 import yaml
-from PIL import Image
 
 from centernet_tf.callbacks import CocoEvaluation, DivergenceGuard, ResultsCSV, TrainingDiverged, finite_weights
 from centernet_tf.distribute import fit_on_strategy, is_chief, is_multi_worker, strategy_for
@@ -32,14 +29,9 @@ from centernet_tf.ema import WeightAverage
 from centernet_tf.evaluation import coco_ground_truth, coco_metrics, predict_detections, voc_metrics
 from centernet_tf.losses import CenterNetLoss
 from centernet_tf.model import CenterNet, build_centernet, decoder_for
-from centernet_tf.plots import (
-    confusion_matrix,
-    draw_confusion_matrix,
-    draw_label_statistics,
-    draw_precision_recall,
-    draw_training_samples,
-)
 from centernet_tf.time_budget import apply_time_budget
+from centernet_tf.precision import DTYPE_POLICIES, dtype_policy, resolve_mixed_precision
+from centernet_tf.run_pictures import write_data_pictures, write_evaluation_plots
 from centernet_tf.schedules import fine_tune_learning_rate, learning_rate_schedule, peak_learning_rate
 from centernet_tf.transfer import set_backbone_trainable
 
@@ -280,45 +272,6 @@ def train_dataset_from_config(
     return train_ds.repeat(), steps_per_epoch
 
 
-#: train.mixed_precision -> Keras dtype policy.
-DTYPE_POLICIES = {"none": "float32", "bfloat16": "mixed_bfloat16", "float16": "mixed_float16"}
-
-
-def _cpu_computes_bfloat16() -> bool:
-    """Whether this CPU has native bfloat16 arithmetic (AVX512-BF16 or AMX), which oneDNN uses (Linux)."""
-    try:
-        flags = Path("/proc/cpuinfo").read_text()
-    except OSError:
-        return False
-    return any(flag in flags.split() for flag in ("avx512_bf16", "amx_bf16"))
-
-
-def resolve_mixed_precision(name: str) -> str:
-    """``train.mixed_precision`` with ``auto`` decided for this machine: ``bfloat16`` where it is native (GPU
-    compute capability 8.0+, or a CPU with AVX512-BF16 / AMX: measured 1.2-1.5x faster per step here, see the
-    README), ``float16`` on 7.x GPUs (tensor cores without bfloat16), else ``none``."""
-    if name != "auto":
-        return name
-    gpus = tf.config.list_physical_devices("GPU")
-    if gpus:
-        capabilities = [tf.config.experimental.get_device_details(gpu).get("compute_capability", (0, 0))
-                        for gpu in gpus]
-        lowest = min(capabilities)
-        return "bfloat16" if lowest >= (8, 0) else "float16" if lowest >= (7, 0) else "none"
-    return "bfloat16" if _cpu_computes_bfloat16() else "none"
-
-
-@contextlib.contextmanager
-def dtype_policy(name: str) -> Iterator[None]:
-    """Layers built inside compute with policy ``name`` (Keras' policy is global: it is restored after)."""
-    previous = keras.config.dtype_policy()
-    keras.config.set_dtype_policy(name)
-    try:
-        yield
-    finally:
-        keras.config.set_dtype_policy(previous)
-
-
 def float32_model(config: Config, model: CenterNet) -> CenterNet:
     """``model`` itself when it computes in float32, else a float32 twin with its weights: what is saved, so the
     ``.keras`` file, its exports and TFLite run in float32 whatever precision trained it."""
@@ -442,39 +395,6 @@ def _run_training(config: Config, run_dir: Path, strategy: tf.distribute.Strateg
     (run_dir / "metrics.json").write_text(json.dumps(metrics, indent=2))
     (run_dir / "coco_eval.txt").write_text(summary)
     return metrics
-
-
-def write_data_pictures(run_dir: Path, index: DatasetIndex, train_ds: Any, stride: int) -> None:
-    """``label_statistics.png`` and ``training_samples.png`` (one augmented batch with the boxes its targets
-    encode) in the run folder and TensorBoard (``logs/images``, step 0), before training starts."""
-    images, targets = next(iter(train_ds))
-    pictures = {
-        "label_statistics": draw_label_statistics(index),
-        "training_samples": draw_training_samples(
-            images.numpy()[:8], {k: v.numpy()[:8] for k, v in targets.items()}, stride, index.class_names
-        ),
-    }
-    _write_pictures(run_dir, pictures, step=0)
-
-
-def _write_pictures(run_dir: Path, pictures: dict[str, Any], step: int) -> None:
-    writer = tf.summary.create_file_writer(str(run_dir / "logs" / "images"))
-    with writer.as_default():
-        for name, picture in pictures.items():
-            Image.fromarray(picture).save(run_dir / f"{name}.png")
-            tf.summary.image(name, picture[None], step=step)
-    writer.flush()
-
-
-def write_evaluation_plots(run_dir: Path, metrics: dict[str, Any], results: list[dict[str, Any]],
-                           index: DatasetIndex, step: int) -> None:
-    """``precision_recall.png`` and ``confusion_matrix.png`` in the run folder, and the same pictures in
-    TensorBoard (``logs/images``), for the validation split's final evaluation."""
-    pictures = {
-        "precision_recall": draw_precision_recall(metrics.get("precision_recall50", {})),
-        "confusion_matrix": draw_confusion_matrix(confusion_matrix(results, index), index.class_names),
-    }
-    _write_pictures(run_dir, pictures, step)
 
 
 def _final_losses(history: keras.callbacks.History | None) -> dict[str, float | str]:

@@ -53,14 +53,14 @@ def test_an_unknown_precision_is_a_config_error() -> None:
 
 
 def test_auto_precision_is_bfloat16_only_where_the_cpu_computes_it(monkeypatch) -> None:
-    from centernet_tf import training
+    from centernet_tf import precision
 
-    monkeypatch.setattr(training.tf.config, "list_physical_devices", lambda kind=None: [])
-    monkeypatch.setattr(training, "_cpu_computes_bfloat16", lambda: True)
-    assert training.resolve_mixed_precision("auto") == "bfloat16"
-    monkeypatch.setattr(training, "_cpu_computes_bfloat16", lambda: False)
-    assert training.resolve_mixed_precision("auto") == "none"
-    assert training.resolve_mixed_precision("float16") == "float16"  # an explicit choice stays
+    monkeypatch.setattr(precision.tf.config, "list_physical_devices", lambda kind=None: [])
+    monkeypatch.setattr(precision, "_cpu_computes_bfloat16", lambda: True)
+    assert precision.resolve_mixed_precision("auto") == "bfloat16"
+    monkeypatch.setattr(precision, "_cpu_computes_bfloat16", lambda: False)
+    assert precision.resolve_mixed_precision("auto") == "none"
+    assert precision.resolve_mixed_precision("float16") == "float16"  # an explicit choice stays
 
 
 def test_auto_settings_are_valid_config_values_and_others_are_not() -> None:
