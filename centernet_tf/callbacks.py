@@ -20,6 +20,7 @@ from centernet_tf.data.letterbox import letterbox_boxes
 from centernet_tf.data.pipeline import build_eval_dataset
 from centernet_tf.data.sources import DatasetIndex
 from centernet_tf.decode import CenterNetDecoder
+from centernet_tf.files import atomic_write, save_keras
 from centernet_tf.evaluation import coco_ground_truth, coco_metrics, predict_detections
 from centernet_tf.visualize import ground_truth_vs_prediction, heatmap_overlay
 
@@ -99,7 +100,25 @@ class ResultsCSV(keras.callbacks.CSVLogger):
         logs = dict(logs or {})
         if self.keys is None:
             self.keys = sorted(set(logs) | set(self.COCO_COLUMNS))
+            self._drop_rows_from(epoch)
         super().on_epoch_end(epoch, logs)
+
+    def _drop_rows_from(self, epoch: int) -> None:
+        """Remove rows of ``epoch`` and later: a run killed after writing a row but before its backup repeats
+        those epochs, and a run started afresh in an old folder repeats them all."""
+        path = Path(self.filename)
+        if not path.is_file():
+            return
+        lines = path.read_text().splitlines(keepends=True)
+        kept = lines[:1] + [line for line in lines[1:] if line.split(self.sep, 1)[0].isdigit()
+                            and int(line.split(self.sep, 1)[0]) < epoch]
+        if len(kept) == len(lines):
+            return
+        self.csv_file.close()
+        atomic_write(path, "".join(kept) if len(kept) > 1 else "")
+        self.csv_file = open(path, "a")  # noqa: SIM115 - CSVLogger keeps the file open between epochs
+        if len(kept) <= 1:
+            self.append_header = True
 
 
 class CocoEvaluation(keras.callbacks.Callback):
@@ -165,7 +184,7 @@ class CocoEvaluation(keras.callbacks.Callback):
         self.latest = metrics
         self.curve = [c for c in self.curve if c["epoch"] < epoch + 1]
         self.curve.append({"epoch": epoch + 1, **{k: round(float(metrics[k]), 4) for k in ("mAP", "mAP50", "mAP75")}})
-        self.curve_path.write_text(json.dumps(self.curve))
+        atomic_write(self.curve_path, json.dumps(self.curve))
         if logs is not None:
             logs.update({f"val_{k}": metrics[k] for k in ("mAP", "mAP50", "mAP75")})
         if self.image_writer is not None:
@@ -176,8 +195,8 @@ class CocoEvaluation(keras.callbacks.Callback):
             logger.warning("epoch %d: the weights are not finite; not saved as %s", epoch + 1, self.best_model_path)
         elif value > self.best:
             self.best = value
-            (self.save_model or self.model.save)(self.best_model_path)
-            self.best_record.write_text(json.dumps({"epoch": epoch + 1, self.monitor: value}))
+            (self.save_model or (lambda path: save_keras(self.model, path)))(self.best_model_path)
+            atomic_write(self.best_record, json.dumps({"epoch": epoch + 1, self.monitor: value}))
             logger.info("new best %s %.4f: saved %s", self.monitor, value, self.best_model_path)
 
     def _image_batch(self) -> tuple[tf.Tensor, list[tuple[np.ndarray, np.ndarray]]]:

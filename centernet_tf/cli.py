@@ -9,8 +9,9 @@ import sys
 from collections.abc import Callable
 from typing import Any
 
-#: Errors a user can act on: one line each; anything else is a bug and keeps its traceback.
-USER_ERRORS = (ValueError, TypeError, FileNotFoundError, PermissionError, IsADirectoryError, ImportError)
+#: Errors a user can act on: one line each; anything else is a bug and keeps its traceback. ``OSError`` covers
+#: the file system's answers (a full disk, a read-only folder, a file where a folder should be).
+USER_ERRORS = (ValueError, TypeError, OSError, ImportError)
 
 
 def add_debug_flag(parser: argparse.ArgumentParser) -> None:
@@ -53,7 +54,10 @@ def format_metrics(metrics: dict[str, Any], title: str) -> str:
         lines.append(f"  VOC07 mAP@0.5 (11-point) = {metrics['VOC07_mAP50']:.4f}, VOC2010+ = {metrics['VOC_mAP50']:.4f}")
     for name, ap in metrics.get("per_class_AP", {}).items():
         ap50 = metrics.get("per_class_AP50", {}).get(name, float("nan"))
-        lines.append(f"  AP[{name}] = {ap:.4f} (AP50 {ap50:.4f})")
+        if ap != ap:  # NaN: pycocotools has nothing to measure
+            lines.append(f"  AP[{name}] = no ground truth (no box of this class in the split)")
+        else:
+            lines.append(f"  AP[{name}] = {ap:.4f} (AP50 {ap50:.4f})")
     if "total_seconds" in metrics:
         lines.append(f"  wall time: {metrics['total_seconds']:.0f} s (training {metrics['train_seconds']:.0f} s)")
     return "\n".join(lines)

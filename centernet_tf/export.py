@@ -17,7 +17,9 @@ letterboxes (see :mod:`centernet_tf.inference`) and boxes are normalised to that
 from __future__ import annotations
 
 import logging
+import os
 import re
+import shutil
 import tempfile
 from collections.abc import Callable, Iterable
 from pathlib import Path
@@ -28,6 +30,8 @@ import numpy as np
 import tensorflow as tf
 
 from centernet_tf.decode import CenterNetDecoder
+from centernet_tf.files import atomic_write
+from centernet_tf.labels import with_labels_metadata, write_label_files
 from centernet_tf.model import decoder_for
 from centernet_tf.progress import progress
 from centernet_tf.test_time import detect_image, network_outputs
@@ -85,26 +89,6 @@ def fixed_size_detection_fn(model: keras.Model, decoder: CenterNetDecoder) -> Ca
     return detect
 
 
-def write_label_files(output_dir: str | Path, class_names: Iterable[str]) -> None:
-    """``labels.txt`` (one name per line, 0-based order) and ``label_map.pbtxt`` (Object Detection API, 1-based)."""
-    output_dir = Path(output_dir)
-    names = [str(name) for name in class_names]
-    unusable = [name for name in names if not name.strip() or any(c in name for c in "\n\r")]
-    if unusable:  # labels.txt has one name per line
-        raise ValueError(f"class names must be non-empty single lines; got {unusable}")
-    (output_dir / "labels.txt").write_text("".join(f"{name}\n" for name in names), encoding="utf-8")
-    items = "".join(
-        f"item {{\n  id: {i}\n  name: '{_pbtxt_string(name)}'\n  display_name: '{_pbtxt_string(name)}'\n}}\n"
-        for i, name in enumerate(names, start=1)
-    )
-    (output_dir / "label_map.pbtxt").write_text(items, encoding="utf-8")
-
-
-def _pbtxt_string(text: str) -> str:
-    """``text`` inside a single-quoted protobuf text-format string: backslashes and quotes escaped."""
-    return text.replace("\\", "\\\\").replace("'", "\\'").replace('"', '\\"')
-
-
 def export_archive(model: keras.Model, fn: Callable, spec: tf.TensorSpec) -> keras.export.ExportArchive:
     """``fn`` over ``model`` as the ``serving_default`` endpoint of a SavedModel archive (the TFLite source too)."""
     archive = keras.export.ExportArchive()
@@ -120,8 +104,27 @@ def export_saved_model(
     output_dir = Path(output_dir)
     decoder = decoder or decoder_for(model)
     spec = tf.TensorSpec([1, None, None, 3], tf.uint8, name="input_tensor")
-    export_archive(model, any_size_detection_fn(model, decoder), spec).write_out(str(output_dir), verbose=False)
-    write_label_files(output_dir, class_names)
+    if output_dir.is_file():
+        raise ValueError(f"{output_dir} is a file: a SavedModel is a folder; choose another output")
+    if output_dir.is_dir() and any(output_dir.iterdir()) and not (output_dir / "saved_model.pb").is_file():
+        raise ValueError(f"{output_dir} is a folder with other files in it, not a SavedModel: choose another output")
+    # Written beside, then swapped in: a failed export leaves the previous SavedModel (or nothing) behind.
+    partial = output_dir.with_name(f".{output_dir.name}.partial-{os.getpid()}")
+    shutil.rmtree(partial, ignore_errors=True)
+    try:
+        export_archive(model, any_size_detection_fn(model, decoder), spec).write_out(str(partial), verbose=False)
+        write_label_files(partial, class_names)
+        if output_dir.exists():
+            old = output_dir.with_name(f".{output_dir.name}.old-{os.getpid()}")
+            os.replace(output_dir, old)
+            os.replace(partial, output_dir)
+            shutil.rmtree(old, ignore_errors=True)
+        else:
+            os.replace(partial, output_dir)
+    except OSError as error:
+        raise OSError(error.errno, f"could not write {output_dir}: {error.strerror or error}") from error
+    finally:
+        shutil.rmtree(partial, ignore_errors=True)
     logger.info("Wrote SavedModel %s", output_dir)
     return output_dir
 
@@ -172,8 +175,9 @@ def export_tflite(
             flatbuffer = conv.convert()
         else:
             flatbuffer = _selectively_quantized(converter, model, images)
-    output_path.write_bytes(flatbuffer)
-    write_label_files(output_path.parent, class_names)
+    class_names = list(class_names)
+    atomic_write(output_path, with_labels_metadata(flatbuffer, class_names))
+    write_label_files(output_path.parent, class_names, stem=output_path.stem)
     logger.info("Wrote %s TFLite model %s (%.1f MB)", quantize, output_path, len(flatbuffer) / 1e6)
     return output_path
 

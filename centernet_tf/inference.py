@@ -18,6 +18,7 @@ import tensorflow as tf
 
 from centernet_tf.data.letterbox import letterbox_array, letterbox_image
 from centernet_tf.decode import CenterNetDecoder
+from centernet_tf.labels import class_names_for
 from centernet_tf.test_time import detect_image
 
 
@@ -212,15 +213,6 @@ def load_detector(path: str | Path, num_threads: int | None = None, decoder: Cen
     if path.suffix == ".keras" and path.is_file():
         return KerasDetector(path, decoder)
     raise ValueError(f"{path}: expected a .keras file, a SavedModel directory or a .tflite file")
-
-
-def class_names_for(path: str | Path) -> list[str] | None:
-    """The ``labels.txt`` beside a model file or inside a SavedModel directory, if there is one."""
-    path = Path(path)
-    labels = (path if path.is_dir() else path.parent) / "labels.txt"
-    if labels.is_file():
-        return [line for line in labels.read_text().splitlines() if line]
-    return None
 
 
 def set_cpu_threads(num_threads: int) -> None:

@@ -19,6 +19,7 @@ from keras import layers
 
 from centernet_tf.backbones import available_backbones, build_backbone
 from centernet_tf.decode import CenterNetDecoder
+from centernet_tf.labels import class_names_for
 from centernet_tf.layers import BN_MOMENTUM, ImageNormalization  # noqa: F401  (ImageNormalization re-exported)
 from centernet_tf.losses import CenterNetLoss
 from centernet_tf.necks import build_neck
@@ -269,8 +270,7 @@ def load_centernet(path: str | Path, compile: bool = False) -> CenterNet:
         raise ValueError(f"{path}: not a valid .keras file ({type(error).__name__}: {error})") from error
     if isinstance(model, CenterNet):
         return model
-    labels = Path(path).with_name("labels.txt")
-    class_names = [n for n in labels.read_text().splitlines() if n] if labels.is_file() else None
+    class_names = class_names_for(path)
     upgraded = upgrade_legacy_model(model, class_names)
     logger.warning(
         "%s was written by centernet-tf 0.1; converted it to a model of parts with the same weights. "

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import logging
 import math
@@ -20,19 +19,20 @@ import yaml
 from centernet_tf.callbacks import CocoEvaluation, DivergenceGuard, ResultsCSV, TrainingDiverged, finite_weights
 from centernet_tf.distribute import fit_on_strategy, is_chief, is_multi_worker, strategy_for
 from centernet_tf.config import Config, LossConfig, TrainConfig
-from centernet_tf.data.augment import Augmentation
 from centernet_tf.data.loaders import load_split
-from centernet_tf.data.pipeline import build_train_dataset
 from centernet_tf.data.sources import DatasetIndex
 from centernet_tf.decode import CenterNetDecoder
 from centernet_tf.ema import WeightAverage
+from centernet_tf.files import atomic_write, save_keras
 from centernet_tf.evaluation import coco_ground_truth, coco_metrics, predict_detections, voc_metrics
 from centernet_tf.losses import CenterNetLoss
 from centernet_tf.model import CenterNet, build_centernet, decoder_for
 from centernet_tf.time_budget import apply_time_budget
 from centernet_tf.precision import DTYPE_POLICIES, dtype_policy, resolve_mixed_precision
+from centernet_tf.run_folder import RunFolderLock, check_resume_config, remove_backups, remove_partials
 from centernet_tf.run_pictures import write_data_pictures, write_evaluation_plots
 from centernet_tf.schedules import fine_tune_learning_rate, learning_rate_schedule, peak_learning_rate
+from centernet_tf.train_data import augmentation_from_config, require_a_batch, train_dataset_from_config  # noqa: F401
 from centernet_tf.transfer import set_backbone_trainable
 
 logger = logging.getLogger(__name__)
@@ -124,7 +124,7 @@ def coco_evaluation(config: Config, run_dir: Path, val_index: DatasetIndex, mode
         decoder_from_config(config, model),
         config.eval.every_n_epochs,
         run_dir / "best_model.keras",
-        save_model=lambda path: float32_model(config, model).save(path),
+        save_model=lambda path: save_keras(float32_model(config, model), path),
         monitor=config.eval.best_metric,
         batch_size=config.eval.batch_size,
         image_log_dir=run_dir / "logs" / "images",
@@ -203,7 +203,8 @@ def fit_phases(
             )
         compile_centernet(model, config, steps_per_epoch, phase)
         backup = run_dir / ("backup" if last else f"backup_{phase.name}")
-        callbacks = training_callbacks(config, run_dir, val_index, evaluation, backup, delete_backup=last)
+        # The last backup stays until model.keras and metrics.json are written (run_folder.remove_backups).
+        callbacks = training_callbacks(config, run_dir, val_index, evaluation, backup, delete_backup=False)
         if is_multi_worker(strategy):
             history = fit_on_strategy(
                 model, strategy, train_ds, epochs=phase.last_epoch, steps_per_epoch=steps_per_epoch,
@@ -227,49 +228,6 @@ def fit_phases(
     for phase in phases[:-1]:
         (run_dir / f"{phase.name}.weights.h5").unlink(missing_ok=True)
     return evaluation, history
-
-
-def augmentation_from_config(config: Config) -> Augmentation:
-    data = config.data
-    return Augmentation(
-        random_crop=data.random_crop,
-        scale_range=(data.scale_range[0], data.scale_range[1]),
-        crop_border=data.crop_border,
-        colour_jitter=data.colour_jitter,
-        lighting_std=data.lighting_std,
-    )
-
-
-def train_dataset_from_config(
-    config: Config, train_index: DatasetIndex, stride: int = 4, input_context: tf.distribute.InputContext | None = None
-) -> tuple[Any, int]:
-    """The repeated, augmented training ``tf.data.Dataset`` (targets at the model's output ``stride``) and the
-    number of steps in one epoch.
-
-    With an ``input_context`` (one input pipeline per worker of a multi-worker run) the pipeline reads only its
-    share of the images, every ``num_input_pipelines``-th one, in batches of one replica's part of the global
-    batch: no worker decodes an image another one trains on.
-    """
-    batch_size = config.train.batch_size
-    # Repeating with an explicit step count keeps epochs the same length even if a file fails to decode.
-    steps_per_epoch = config.train.steps_per_epoch or max(len(train_index.examples) // batch_size, 1)
-    if input_context is not None:
-        shard = train_index.examples[input_context.input_pipeline_id::input_context.num_input_pipelines]
-        train_index = dataclasses.replace(train_index, examples=shard)
-        batch_size = input_context.get_per_replica_batch_size(batch_size)
-    train_ds = build_train_dataset(
-        train_index,
-        (config.model.input_size[0], config.model.input_size[1]),
-        batch_size,
-        max_objects=config.data.max_objects,
-        flip=config.data.flip,
-        seed=config.train.seed,
-        stride=stride,
-        augmentation=augmentation_from_config(config),
-        box_targets=config.loss.box == "giou_ttf",
-        exact_radius=config.loss.gaussian_radius == "exact",
-    )
-    return train_ds.repeat(), steps_per_epoch
 
 
 def float32_model(config: Config, model: CenterNet) -> CenterNet:
@@ -329,15 +287,26 @@ def run_training(config: Config, run_dir: str | Path | None = None, verbose: int
 
 
 def _run_training(config: Config, run_dir: Path, strategy: tf.distribute.Strategy, verbose: int | str) -> dict[str, Any]:
+    if run_dir.exists() and not run_dir.is_dir():
+        raise ValueError(f"run folder {run_dir} is a file: choose another --run-dir (or output_dir)")
+    run_dir.mkdir(parents=True, exist_ok=True)
+    with RunFolderLock(run_dir):
+        check_resume_config(run_dir, config.to_dict())
+        remove_partials(run_dir)
+        metrics = _train_in_folder(config, run_dir, strategy, verbose)
+        remove_backups(run_dir)  # only now: model.keras and metrics.json are complete
+    return metrics
+
+
+def _train_in_folder(config: Config, run_dir: Path, strategy: tf.distribute.Strategy, verbose: int | str) -> dict[str, Any]:
     started = time.perf_counter()
     keras.utils.set_random_seed(config.train.seed)
-    run_dir.mkdir(parents=True, exist_ok=True)
-    (run_dir / "config.yaml").write_text(yaml.safe_dump(config.to_dict(), sort_keys=False))
+    atomic_write(run_dir / "config.yaml", yaml.safe_dump(config.to_dict(), sort_keys=False))
 
     train_index = load_split(config.data, "train")
     val_index = load_split(config.data, "val", class_names=list(train_index.class_names))
     class_names = list(train_index.class_names)
-    (run_dir / "labels.txt").write_text("\n".join(class_names) + "\n")
+    atomic_write(run_dir / "labels.txt", "\n".join(class_names) + "\n")
 
     replicas = strategy.num_replicas_in_sync
     if config.train.batch_size % replicas:
@@ -348,6 +317,7 @@ def _run_training(config: Config, run_dir: Path, strategy: tf.distribute.Strateg
     with strategy.scope(), dtype_policy(DTYPE_POLICIES[precision]):
         model = model_from_config(config, class_names, synchronized_batch_norm=replicas > 1)
     train_ds, steps_per_epoch = train_dataset_from_config(config, train_index, model.output_stride)
+    require_a_batch(train_ds, train_index)
     config = apply_time_budget(config, model, train_ds, steps_per_epoch, run_dir)
     write_data_pictures(run_dir, train_index, train_ds, model.output_stride)
     if is_multi_worker(strategy):
@@ -367,12 +337,12 @@ def _run_training(config: Config, run_dir: Path, strategy: tf.distribute.Strateg
         if not finite_weights(model):
             raise TrainingDiverged("the trained weights are not finite: model.keras was not written")
     except TrainingDiverged as error:
-        (run_dir / "metrics.json").write_text(json.dumps(
+        atomic_write(run_dir / "metrics.json", json.dumps(
             {"diverged": str(error), "total_seconds": round(time.perf_counter() - started, 1)}, indent=2
         ))
         raise
     model_path = run_dir / "model.keras"
-    float32_model(config, model).save(model_path)
+    save_keras(float32_model(config, model), model_path)
 
     # The callback evaluated the final weights after the last epoch; no need to run the network again.
     # (A run resumed after its last epoch trains nothing, so evaluate here in that case.)
@@ -392,8 +362,8 @@ def _run_training(config: Config, run_dir: Path, strategy: tf.distribute.Strateg
         class_names=class_names,
         eval_curve=evaluation.curve,
     )
-    (run_dir / "metrics.json").write_text(json.dumps(metrics, indent=2))
-    (run_dir / "coco_eval.txt").write_text(summary)
+    atomic_write(run_dir / "coco_eval.txt", summary)
+    atomic_write(run_dir / "metrics.json", json.dumps(metrics, indent=2))  # last: the run's "done" mark
     return metrics
 
 

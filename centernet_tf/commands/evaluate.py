@@ -14,6 +14,8 @@ from centernet_tf.cli import add_debug_flag, format_metrics, run_cli, setup_logg
 from centernet_tf.config import load_config  # noqa: E402
 from centernet_tf.data.loaders import load_split  # noqa: E402
 from centernet_tf.evaluation import evaluate_model  # noqa: E402
+from centernet_tf.files import atomic_write, refuse_overwriting  # noqa: E402
+from centernet_tf.labels import class_names_for  # noqa: E402
 from centernet_tf.test_time import describe as describe_test_time  # noqa: E402
 from centernet_tf.model import load_centernet  # noqa: E402
 from centernet_tf.training import decoder_for_cli  # noqa: E402
@@ -37,12 +39,11 @@ def main(argv: list[str] | None = None) -> int:
     config_path = Path(args.config or Path(args.model).with_name("config.yaml"))
     if not config_path.is_file():
         raise FileNotFoundError(f"config not found: {config_path} (pass --config: the data to evaluate on)")
+    if args.output:
+        refuse_overwriting([args.output], [args.model, config_path], "--output")
     config = load_config(config_path, args.overrides)
     model = load_centernet(args.model)
-    labels = Path(args.model).with_name("labels.txt")
-    class_names = model.class_names or (
-        labels.read_text().split("\n")[:-1] if labels.exists() else None
-    )
+    class_names = model.class_names or class_names_for(args.model)
     index = load_split(config.data, args.split, class_names=class_names)
     decoder = decoder_for_cli(model, config, args.overrides)
     metrics = evaluate_model(model, index, decoder, config.eval.batch_size)
@@ -51,7 +52,7 @@ def main(argv: list[str] | None = None) -> int:
     print(summary)
     print(format_metrics(metrics, f"{index.name or args.split} (test-time augmentation: {describe_test_time(decoder)})"))
     if args.output:
-        Path(args.output).write_text(json.dumps(metrics, indent=2))
+        atomic_write(args.output, json.dumps(metrics, indent=2))
     return 0
 
 

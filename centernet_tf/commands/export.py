@@ -37,8 +37,9 @@ def main(argv: list[str] | None = None) -> int:
     import centernet_tf  # noqa: F401  (registers the custom layers)
     from centernet_tf.config import load_config
     from centernet_tf.data.loaders import load_split
+    from centernet_tf.files import refuse_overwriting
     from centernet_tf.export import export_saved_model, export_tflite, model_input_size, representative_images
-    from centernet_tf.inference import class_names_for
+    from centernet_tf.labels import class_names_for
     from centernet_tf.model import load_centernet
     from centernet_tf.training import decoder_for_cli
 
@@ -61,9 +62,13 @@ def main(argv: list[str] | None = None) -> int:
 
     if args.format == "saved_model":
         output = Path(args.output) if args.output else model_path.with_name(f"{model_path.stem}_saved_model")
+        refuse_overwriting([output], [model_path, config_path], "--output")
         export_saved_model(model, output, class_names, decoder)
     else:
         output = Path(args.output or model_path.with_name(f"{model_path.stem}_{args.quantize}.tflite"))
+        refuse_overwriting([output], [model_path, config_path], "--output")
+        if output.is_dir() or (output.exists() and output.suffix.lower() != ".tflite"):
+            raise ValueError(f"--output {output} exists and is not a .tflite file: choose another --output")
         images = None
         if args.quantize == "int8":
             if not config_path.is_file():

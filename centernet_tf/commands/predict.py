@@ -1,7 +1,7 @@
 """Detect objects: ``python predict.py --model runs/bccd/model.keras --input image.jpg|images/|video.mp4``.
 
-The model is a ``.keras`` file, a SavedModel directory or a ``.tflite`` file (class names from the
-``labels.txt`` beside it). Writes each picture (or the video) with labelled boxes into ``--output`` plus
+The model is a ``.keras`` file, a SavedModel directory or a ``.tflite`` file (class names from inside it, or
+the ``<name>.labels.txt`` / ``labels.txt`` beside it). Writes each picture (or the video) with labelled boxes into ``--output`` plus
 ``detections.json``: boxes as ``[x1, y1, x2, y2]`` pixels of the original image, scores and class names.
 """
 
@@ -19,19 +19,47 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # before TensorFlow is impor
 import numpy as np  # noqa: E402
 
 from centernet_tf.cli import add_debug_flag, run_cli, setup_logging  # noqa: E402
+from centernet_tf.files import atomic_write, refuse_overwriting, same_file  # noqa: E402
 from centernet_tf.progress import progress  # noqa: E402
 
-IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".tiff"}
 VIDEO_SUFFIXES = {".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v"}
 logger = logging.getLogger("predict")
 
 
 def read_rgb(path: Path) -> np.ndarray:
     """Decode with TensorFlow, exactly as training and evaluation do (JPEG decoders differ by a few levels),
-    upright: a phone photo's EXIF orientation is applied, as the labelling tools showed it."""
+    upright: a phone photo's EXIF orientation is applied, as the labelling tools showed it. A file that is not
+    an image TensorFlow decodes is a ``ValueError`` saying what it is."""
+    from PIL import Image, UnidentifiedImageError
+
+    from centernet_tf.data.image_files import DECODABLE_FORMATS
     from centernet_tf.data.pipeline import read_image_file
 
+    try:
+        with Image.open(path) as image:
+            image_format = image.format
+    except UnidentifiedImageError:
+        raise ValueError(f"{path.name} is not an image file") from None
+    if image_format not in DECODABLE_FORMATS:
+        raise ValueError(f"{path.name} is a {image_format} image, which TensorFlow does not decode: convert it to "
+                         "JPEG or PNG")
     return read_image_file(str(path)).numpy()
+
+
+def picture_name(path: Path, stems: list[str]) -> str:
+    """The output picture's stem: a.jpg and a.png both become pictures, a_jpg.jpg and a_png.jpg, when their
+    stems collide."""
+    return path.stem if stems.count(path.stem) == 1 else f"{path.stem}_{path.suffix.lstrip('.').lower()}"
+
+
+def planned_outputs(paths: list[Path], output: Path, heatmap: bool, video: bool) -> list[Path]:
+    """Every file this run will write into ``output``, known before it writes one."""
+    if video:
+        return [output / f"{paths[0].stem}.mp4", output / "detections.json"]
+    stems = [path.stem for path in paths]
+    names = [picture_name(path, stems) for path in paths]
+    return [output / f"{name}{suffix}" for name in names for suffix in (".jpg", *(("_heatmap.jpg",) if heatmap else ()))] \
+        + [output / "detections.json"]
 
 
 def predict_images(detector: Any, paths: list[Path], output: Path, class_names: list[str] | None,
@@ -43,22 +71,26 @@ def predict_images(detector: Any, paths: list[Path], output: Path, class_names: 
 
     results: dict[str, Any] = {}
     skipped: list[str] = []
+    reasons: list[str] = []
     stems = [path.stem for path in paths]
     for path in progress(paths, len(paths), "predicting"):
         try:
             image = read_rgb(path)
         except (OSError, ValueError, tf.errors.OpError) as error:  # unreadable or not an image: count, go on
-            logger.warning("Skipping %s: %s", path, error)
+            reason = str(error) if isinstance(error, ValueError) else f"{path.name} could not be decoded"
+            logger.warning("Skipping %s: %s", path, reason)
             skipped.append(str(path))
+            reasons.append(reason)
             continue
         detections = detector.detect(image).above(threshold)
-        # a.jpg and a.png both become pictures: a_jpg.jpg and a_png.jpg when their stems collide
-        name = path.stem if stems.count(path.stem) == 1 else f"{path.stem}_{path.suffix.lstrip('.').lower()}"
+        name = picture_name(path, stems)
         Image.fromarray(draw_detections(image, detections, class_names)).save(output / f"{name}.jpg", quality=92)
         if heatmap:
             Image.fromarray(detector.heatmap_overlay(image)).save(output / f"{name}_heatmap.jpg", quality=92)
         results[path.name] = detections.to_list(class_names)
         logger.info("%s: %d detections", path.name, len(detections.scores))
+    if skipped and len(skipped) == len(paths):
+        raise ValueError(reasons[0] if len(paths) == 1 else f"none of the {len(paths)} files could be read: {reasons[0]}")
     if skipped:
         logger.warning("Skipped %d unreadable files of %d", len(skipped), len(paths))
     return {"images": results, "skipped": skipped}
@@ -99,9 +131,13 @@ def predict_video(detector: Any, path: Path, output: Path, class_names: list[str
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--model", required=True, help=".keras file, SavedModel directory or .tflite file")
+    parser.add_argument("--model", required=True,
+                        help=".keras file (loaded in Keras' safe mode), SavedModel directory or .tflite file; a "
+                             "SavedModel runs the graph it contains, so use only SavedModels from a trusted source")
     parser.add_argument("--input", required=True, help="an image, a directory of images or a video file")
-    parser.add_argument("--output", default="predictions", help="directory for pictures and detections.json")
+    parser.add_argument("--output", default="predictions",
+                        help="directory for pictures and detections.json; never the input photos' folder, and "
+                             "never a file an input would be replaced by (refused before anything is written)")
     parser.add_argument("--score-threshold", type=float, default=0.3)
     parser.add_argument("--threads", type=int, default=None, help="CPU threads for TFLite")
     parser.add_argument("--heatmap", action="store_true",
@@ -111,29 +147,40 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     setup_logging()
 
+    from centernet_tf.data.image_files import IMAGE_SUFFIXES
     from centernet_tf.inference import load_detector
 
     source = Path(args.input)
     if not source.exists():
         parser.error(f"--input {source}: no such file or directory")
     output = Path(args.output)
+    video = source.is_file() and source.suffix.lower() in VIDEO_SUFFIXES
+    if source.is_dir():
+        paths = sorted(p for p in source.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
+        if not paths:
+            parser.error(f"--input {source}: no images ({', '.join(sorted(IMAGE_SUFFIXES))})")
+    else:
+        paths = [source]
+    # The user's photos (and the model) are never written over: refused before anything is written.
+    if output.exists() and same_file(output, source if source.is_dir() else source.parent):
+        raise ValueError(f"--output {output} is the folder of the input photos: the annotated copies would be "
+                         "mixed with (or replace) them; choose another --output")
+    refuse_overwriting(planned_outputs(paths, output, args.heatmap, video), [*paths, args.model], "--output")
+    if output.exists() and not output.is_dir():
+        raise ValueError(f"--output {output} is a file, not a folder")
     output.mkdir(parents=True, exist_ok=True)
     detector = load_detector(args.model, num_threads=args.threads)
     class_names = detector.class_names
     if args.heatmap and not hasattr(detector, "heatmap_overlay"):
         raise ValueError("--heatmap needs a .keras model: a SavedModel or TFLite file returns boxes only")
 
-    if source.is_file() and source.suffix.lower() in VIDEO_SUFFIXES:
+    if video:
         result = predict_video(detector, source, output, class_names, args.score_threshold)
     else:
-        paths = sorted(p for p in source.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES) if source.is_dir() \
-            else [source]
-        if not paths:
-            parser.error(f"--input {source}: no images ({', '.join(sorted(IMAGE_SUFFIXES))})")
         result = predict_images(detector, paths, output, class_names, args.score_threshold, args.heatmap)
     result = {"model": str(args.model), "class_names": class_names, "score_threshold": args.score_threshold,
               **result}
-    (output / "detections.json").write_text(json.dumps(result, indent=2) + "\n")
+    atomic_write(output / "detections.json", json.dumps(result, indent=2) + "\n")
     print(f"wrote {output / 'detections.json'}")
     return 0
 

@@ -1,0 +1,121 @@
+"""A run folder belongs to one training at a time, and a backup resumes only the experiment that wrote it.
+
+Two runs writing one folder interleave ``results.csv`` and overwrite each other's models; a backup of another
+experiment (other classes, learning rate, backbone) would silently continue from the wrong weights. Both are
+refused with one line that says what to do.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+#: Config keys that may change between a run and its resume: where the data and outputs are, how the data is
+#: checked, how evaluation decodes. Everything else decides the weights a backup holds.
+RESUME_MAY_DIFFER = (
+    "name", "output_dir", "eval.", "train.resume",
+    "data.root", "data.train_annotations", "data.train_images", "data.val_annotations", "data.val_images",
+    "data.test_annotations", "data.test_images", "data.shapes_dir", "data.dataset_yaml", "data.tfds_data_dir",
+    "data.tfds_cache_dir", "data.tfds_download", "data.image_check", "data.check_workers", "data.test_split",
+)
+LOCK_FILE = ".lock"
+
+
+class RunFolderLock:
+    """An exclusive ``flock`` on ``<run_dir>/.lock`` for as long as the training runs; the system drops it when
+    the process ends, however it ends (a killed run never leaves the folder locked)."""
+
+    def __init__(self, run_dir: str | Path) -> None:
+        self.path = Path(run_dir) / LOCK_FILE
+        self._file: Any = None
+
+    def __enter__(self) -> RunFolderLock:
+        try:
+            import fcntl
+        except ImportError:  # Windows: no advisory locks; the folder is used unguarded
+            return self
+        self._file = open(self.path, "a+")
+        try:
+            fcntl.flock(self._file.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            self._file.seek(0)
+            holder = self._file.read().strip() or "another process"
+            self._file.close()
+            raise ValueError(
+                f"run folder {self.path.parent} is in use by another training ({holder}): wait for it to end, "
+                "or choose another --run-dir"
+            ) from None
+        self._file.seek(0)
+        self._file.truncate()
+        self._file.write(f"pid {os.getpid()}")
+        self._file.flush()
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        if self._file is not None:
+            self._file.close()  # closing releases the lock
+
+
+def backups(run_dir: Path) -> list[Path]:
+    """What a killed run left to resume from: backup folders and finished phases' weights."""
+    return sorted([*run_dir.glob("backup*"), *run_dir.glob("*.weights.h5")])
+
+
+def _flat(mapping: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    flat: dict[str, Any] = {}
+    for key, value in mapping.items():
+        if isinstance(value, dict):
+            flat.update(_flat(value, f"{prefix}{key}."))
+        else:
+            flat[f"{prefix}{key}"] = value
+    return flat
+
+
+def _may_differ(key: str) -> bool:
+    return any(key.startswith(k) if k.endswith(".") else key == k for k in RESUME_MAY_DIFFER)
+
+
+def check_resume_config(run_dir: Path, config: dict[str, Any]) -> None:
+    """``ValueError`` when ``run_dir`` holds a backup written with a config that differs from ``config`` in a
+    key that decides the weights (anything not in :data:`RESUME_MAY_DIFFER`)."""
+    saved_path = run_dir / "config.yaml"
+    found = backups(run_dir)
+    if not found or not saved_path.is_file():
+        return
+    try:
+        saved = _flat(yaml.safe_load(saved_path.read_text()) or {})
+    except yaml.YAMLError:
+        saved = {}
+    now = _flat(config)
+    changed = sorted(key for key in set(saved) | set(now) if saved.get(key) != now.get(key) and not _may_differ(key))
+    if changed:
+        shown = ", ".join(f"{k} {saved.get(k)!r} -> {now.get(k)!r}" for k in changed[:4])
+        more = f" and {len(changed) - 4} more" if len(changed) > 4 else ""
+        raise ValueError(
+            f"{run_dir} holds a backup of another experiment ({shown}{more}): resuming would continue from its "
+            f"weights. Use another --run-dir, or delete {', '.join(p.name for p in found)} to start this one afresh"
+        )
+
+
+def remove_backups(run_dir: Path) -> None:
+    """Drop the backups once the final model and metrics are written (never before: a kill in between must
+    still find something to resume from)."""
+    for path in backups(run_dir):
+        if path.is_dir():
+            shutil.rmtree(path, ignore_errors=True)
+        else:
+            path.unlink(missing_ok=True)
+
+
+def remove_partials(run_dir: Path) -> None:
+    """Half-written files (``files.atomic_path``) of a run that was killed; called with the folder locked, so
+    no live writer owns them."""
+    for path in run_dir.glob(".*.partial-*"):
+        if path.is_dir():
+            shutil.rmtree(path, ignore_errors=True)
+        else:
+            path.unlink(missing_ok=True)

@@ -1,0 +1,273 @@
+"""A user's files are never overwritten or left half-written, and each exported model keeps its own class names.
+
+Each test builds the dangerous situation itself: an output that is the input, a file-size limit standing in for
+a full disk, a kill while the final model is written, two trainings in one folder, a backup of another
+experiment.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import keras
+import numpy as np
+import pytest
+import yaml
+from PIL import Image
+
+import centernet_tf  # noqa: F401 - registers the custom layers for load_model
+from centernet_tf.cli import run_cli
+from centernet_tf.config import load_config
+from centernet_tf.export import export_tflite
+from centernet_tf.files import atomic_path, atomic_write, save_keras
+from centernet_tf.labels import class_names_for, labels_from_metadata
+from centernet_tf.model import build_centernet
+from centernet_tf.run_folder import RunFolderLock, check_resume_config
+
+REPO = Path(__file__).resolve().parents[1]
+INPUT = (64, 64)
+
+
+def _digest(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+@pytest.fixture(scope="module")
+def model_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    keras.utils.set_random_seed(0)
+    path = tmp_path_factory.mktemp("model") / "model.keras"
+    build_centernet(2, "resnet10_slim", (*INPUT, 3), class_names=["cat", "dog"]).save(path)
+    return path
+
+
+def _photos(folder: Path, count: int = 2) -> dict[Path, str]:
+    folder.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(0)
+    for i in range(count):
+        Image.fromarray(rng.integers(0, 256, (48, 80, 3), dtype=np.uint8)).save(folder / f"photo{i}.jpg")
+    return {path: _digest(path) for path in folder.iterdir()}
+
+
+def _cli(main_module: str, argv: list[str], capsys: pytest.CaptureFixture) -> tuple[int, str]:
+    module = __import__(f"centernet_tf.commands.{main_module}", fromlist=["main"])
+    code = run_cli(module.main, argv)
+    return code, capsys.readouterr().err
+
+
+def test_predict_never_writes_into_the_folder_of_its_input_photos(model_file: Path, tmp_path: Path, capsys) -> None:
+    photos = _photos(tmp_path / "photos")
+    folder = tmp_path / "photos"
+    for argv in (["--input", str(folder), "--output", str(folder)],
+                 ["--input", str(folder / "photo0.jpg"), "--output", str(folder)],
+                 ["--input", str(folder), "--output", str(tmp_path / "." / "photos" / ".." / "photos")]):
+        code, err = _cli("predict", ["--model", str(model_file), *argv], capsys)
+        assert code == 2 and "is the folder of the input photos" in err and len(err.strip().splitlines()) == 1
+    assert {path: _digest(path) for path in folder.iterdir()} == photos  # nothing replaced, nothing added
+
+
+def test_predict_output_that_would_replace_the_model_is_refused(model_file: Path, tmp_path: Path, capsys) -> None:
+    _photos(tmp_path / "photos")
+    model = tmp_path / "out" / "detections.json"  # a model that happens to have the name of an output file
+    model.parent.mkdir()
+    model.write_bytes(model_file.read_bytes())
+    before = _digest(model)
+    code, err = _cli("predict", ["--model", str(model), "--input", str(tmp_path / "photos"),
+                                 "--output", str(tmp_path / "out")], capsys)
+    assert code == 2 and "would overwrite the input" in err
+    assert _digest(model) == before
+
+
+def test_export_never_writes_over_the_model_its_config_or_another_file(model_file: Path, tmp_path: Path, capsys) -> None:
+    model = tmp_path / "copy.keras"
+    model.write_bytes(model_file.read_bytes())
+    other = tmp_path / "notes.txt"
+    other.write_text("mine")
+    saved_model_target = tmp_path / "a_file"
+    saved_model_target.write_text("not a folder")
+    before = {p: _digest(p) for p in (model, other, saved_model_target)}
+    for argv, message in (
+        (["--format", "tflite", "--output", str(model)], "would overwrite the input"),
+        (["--format", "saved_model", "--output", str(model)], "would overwrite the input"),
+        (["--format", "tflite", "--output", str(other)], "is not a .tflite file"),
+        (["--format", "saved_model", "--output", str(saved_model_target)], "is a file"),
+    ):
+        code, err = _cli("export", ["--model", str(model), *argv], capsys)
+        assert code == 2 and message in err and len(err.strip().splitlines()) == 1, err
+    assert {p: _digest(p) for p in before} == before
+
+
+def test_two_tflite_exports_in_one_folder_keep_their_own_class_names(tmp_path: Path) -> None:
+    keras.utils.set_random_seed(1)
+    first = build_centernet(2, "resnet10_slim", (*INPUT, 3), class_names=["cat", "dog"])
+    second = build_centernet(3, "resnet10_slim", (*INPUT, 3), class_names=["apple", "pear", "plum"])
+    export_tflite(first, tmp_path / "pets.tflite", first.class_names)
+    export_tflite(second, tmp_path / "fruit.tflite", second.class_names)
+    assert class_names_for(tmp_path / "pets.tflite") == ["cat", "dog"]
+    assert class_names_for(tmp_path / "fruit.tflite") == ["apple", "pear", "plum"]
+    # Inside the file too: a copy taken elsewhere, without any label file, still names its classes.
+    lone = tmp_path / "elsewhere" / "pets_copy.tflite"
+    lone.parent.mkdir()
+    lone.write_bytes((tmp_path / "pets.tflite").read_bytes())
+    assert labels_from_metadata(lone.read_bytes()) == ["cat", "dog"] == class_names_for(lone)
+    # The shared labels.txt apps look for keeps the first model's names instead of being overwritten.
+    assert (tmp_path / "labels.txt").read_text().splitlines() == ["cat", "dog"]
+    assert (tmp_path / "fruit.labels.txt").read_text().splitlines() == ["apple", "pear", "plum"]
+    from centernet_tf.inference import TFLiteDetector
+
+    assert TFLiteDetector(tmp_path / "fruit.tflite").class_names == ["apple", "pear", "plum"]
+
+
+def test_a_full_disk_while_saving_keeps_the_previous_model_and_says_so_in_one_line(model_file: Path, tmp_path: Path) -> None:
+    """The file-size limit (RLIMIT_FSIZE) makes every write past 64 KiB fail as a full disk does."""
+    target = tmp_path / "best_model.keras"
+    target.write_bytes(model_file.read_bytes())
+    before = _digest(target)
+    script = f"""
+import resource, signal, sys
+sys.path.insert(0, {str(REPO)!r})
+import keras, centernet_tf
+from centernet_tf.cli import run_cli
+from centernet_tf.files import save_keras
+model = keras.models.load_model({str(model_file)!r})
+signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+resource.setrlimit(resource.RLIMIT_FSIZE, (65536, 65536))
+sys.exit(run_cli(lambda argv: save_keras(model, {str(target)!r}) and 0, []))
+"""
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300,
+                          env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"})
+    errors = [line for line in done.stderr.splitlines() if ": error: " in line]
+    assert done.returncode == 2, done.stderr[-2000:]
+    assert len(errors) == 1 and f"could not write {target}" in errors[0] and "Traceback" not in done.stderr
+    assert _digest(target) == before  # the previous best model, whole
+    assert [p.name for p in tmp_path.iterdir()] == ["best_model.keras"]  # no partial file left behind
+
+
+def test_atomic_write_leaves_the_old_file_when_the_writer_fails(tmp_path: Path) -> None:
+    path = atomic_write(tmp_path / "metrics.json", '{"mAP": 0.5}')
+    with pytest.raises(RuntimeError):
+        with atomic_path(path) as partial:
+            partial.write_text('{"mAP": 0.')
+            raise RuntimeError("killed half-way")
+    assert path.read_text() == '{"mAP": 0.5}' and [p.name for p in tmp_path.iterdir()] == ["metrics.json"]
+
+
+def _tiny_config(work: Path, **changes: str) -> object:
+    overrides = [
+        "model.backbone=resnet10_slim", "model.input_size=[64,64]", "data.shapes_num_train=8",
+        "data.shapes_num_val=4", "data.shapes_image_size=[64,64]", f"data.shapes_dir={work / 'shapes'}",
+        "train.epochs=3", "train.steps_per_epoch=2", "train.batch_size=4", "train.warmup_steps=1",
+        "train.jit_compile=false", *(f"{k}={v}" for k, v in changes.items()),
+    ]
+    return load_config(REPO / "configs" / "shapes.yaml", overrides)
+
+
+def test_a_kill_while_model_keras_is_written_keeps_the_backup_and_the_rerun_finishes(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from centernet_tf import training
+
+    run = tmp_path / "run"
+    config = _tiny_config(tmp_path)
+
+    class Killed(BaseException):
+        """Stands in for SIGKILL: no ``except Exception`` or clean-up of ours runs."""
+
+    def killed_mid_write(model: keras.Model, path: Path) -> None:
+        if Path(path).name != "model.keras":
+            return save_keras(model, path)
+        Path(path).with_name(".model.partial-99999.keras").write_bytes(b"PK\x03\x04 half a zip")
+        raise Killed
+
+    monkeypatch.setattr(training, "save_keras", killed_mid_write)
+    with pytest.raises(Killed):
+        training.run_training(config, run, verbose=0)
+    assert not (run / "model.keras").exists()
+    assert (run / "backup" / "training_metadata.json").is_file(), "the backup must outlive an unfinished save"
+    assert not (run / "metrics.json").exists()
+
+    monkeypatch.undo()
+    metrics = training.run_training(config, run, verbose=0)
+    assert list(keras.models.load_model(run / "model.keras").class_names) == ["circle", "square", "triangle"]
+    assert metrics["class_names"] == ["circle", "square", "triangle"] and not (run / "backup").exists()
+    assert not list(run.glob(".*partial*")), "the killed run's partial file is cleaned up"
+    epochs = [line.split(",")[0] for line in (run / "results.csv").read_text().splitlines()[1:]]
+    assert epochs == ["0", "1", "2"], "each epoch once in results.csv"
+
+
+def test_a_rerun_in_a_finished_folder_does_not_repeat_results_rows(tmp_path: Path) -> None:
+    from centernet_tf.training import run_training
+
+    config = _tiny_config(tmp_path, **{"train.epochs": "2"})
+    run_training(config, tmp_path / "run", verbose=0)
+    run_training(config, tmp_path / "run", verbose=0)
+    epochs = [line.split(",")[0] for line in (tmp_path / "run" / "results.csv").read_text().splitlines()[1:]]
+    assert epochs == ["0", "1"]
+
+
+def test_a_second_training_into_a_folder_in_use_is_refused(tmp_path: Path) -> None:
+    from centernet_tf.training import run_training
+
+    run = tmp_path / "run"
+    run.mkdir()
+    with RunFolderLock(run):
+        with pytest.raises(ValueError, match=r"is in use by another training \(pid \d+\)"):
+            run_training(_tiny_config(tmp_path), run, verbose=0)
+        assert list(run.iterdir()) == [run / ".lock"], "refused before writing anything"
+    with RunFolderLock(run):  # released when the first one ended
+        pass
+
+
+def test_a_backup_of_another_experiment_is_refused_naming_what_differs(tmp_path: Path) -> None:
+    run = tmp_path / "run"
+    (run / "backup").mkdir(parents=True)
+    (run / "backup" / "training_metadata.json").write_text('{"epoch": 3}')
+    config = _tiny_config(tmp_path).to_dict()
+    (run / "config.yaml").write_text(yaml.safe_dump(config))
+    check_resume_config(run, config)  # the same experiment resumes
+    check_resume_config(run, {**config, "eval": {**config["eval"], "score_threshold": 0.2}, "name": "x"})
+    other = {**config, "train": {**config["train"], "learning_rate": 0.5},
+             "data": {**config["data"], "class_names": ["cat"]}}
+    with pytest.raises(ValueError, match=r"backup of another experiment \(data.class_names .*train.learning_rate"):
+        check_resume_config(run, other)
+    (run / "backup" / "training_metadata.json").unlink()
+    (run / "backup").rmdir()
+    check_resume_config(run, other)  # no backup: a new experiment may start in the folder
+
+
+def test_a_run_folder_that_is_a_file_is_one_clear_error(tmp_path: Path, capsys) -> None:
+    (tmp_path / "run").write_text("a file")
+    from centernet_tf.commands.train import main
+
+    code = run_cli(main, ["--run-dir", str(tmp_path / "run"), "--set", f"data.shapes_dir={tmp_path / 's'}"])
+    err = capsys.readouterr().err
+    assert code == 2 and "is a file" in err and (tmp_path / "run").read_text() == "a file"
+
+
+@pytest.mark.parametrize("name, fmt, message", [
+    ("scan.tif", "TIFF", "scan.tif is a TIFF image, which TensorFlow does not decode: convert it to JPEG or PNG"),
+    ("scan.jpg", "TIFF", "scan.jpg is a TIFF image, which TensorFlow does not decode"),
+    ("notes.jpg", None, "notes.jpg is not an image file"),
+])
+def test_predict_on_a_file_it_cannot_read_says_what_the_file_is(
+    model_file: Path, tmp_path: Path, capsys, name: str, fmt: str | None, message: str
+) -> None:
+    path = tmp_path / name
+    if fmt:
+        Image.fromarray(np.zeros((20, 30, 3), np.uint8)).save(path, format=fmt)
+    else:
+        path.write_text("shopping list")
+    code, err = _cli("predict", ["--model", str(model_file), "--input", str(path), "--output", str(tmp_path / "out")],
+                     capsys)
+    assert code == 2 and message in err and len(err.strip().splitlines()) == 1, err
+
+
+def test_predict_help_says_a_saved_model_runs_its_graph(capsys) -> None:
+    from centernet_tf.commands.predict import main
+
+    with pytest.raises(SystemExit):
+        main(["--help"])
+    assert "a SavedModel runs the graph it contains" in " ".join(capsys.readouterr().out.split())
