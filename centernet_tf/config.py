@@ -253,20 +253,37 @@ def _apply(target: Any, values: dict[str, Any], prefix: str = "") -> None:
             setattr(target, key, _check_type(value, names[key], path))
 
 
+def _read_yaml(path: Path) -> Any:
+    """The YAML in ``path``; a binary file, a syntax error or a ``!!python`` tag is a one-line ConfigError."""
+    try:
+        return yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    except UnicodeDecodeError:
+        raise ConfigError(f"{path}: not a text (UTF-8) YAML file") from None
+    except yaml.constructor.ConstructorError as error:
+        where = f" (line {error.problem_mark.line + 1})" if error.problem_mark else ""
+        raise ConfigError(f"{path}: {error.problem}{where}; a config holds plain values only") from None
+    except yaml.YAMLError as error:
+        mark = getattr(error, "problem_mark", None)
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        raise ConfigError(f"{path}: not valid YAML{where}: {getattr(error, 'problem', None) or error}") from None
+
+
 def parse_override(text: str) -> tuple[list[str], Any]:
     """``"train.epochs=3"`` -> ``(["train", "epochs"], 3)``; the value is parsed as YAML."""
     if "=" not in text:
         raise ConfigError(f"override {text!r} must look like section.key=value")
     key, raw = text.split("=", 1)
-    return key.strip().split("."), yaml.safe_load(raw) if raw.strip() else None
+    try:
+        return key.strip().split("."), yaml.safe_load(raw) if raw.strip() else None
+    except yaml.YAMLError as error:
+        raise ConfigError(f"override {text!r}: the value is not valid YAML ({getattr(error, 'problem', error)})") from None
 
 
 def load_config(path: str | Path | None = None, overrides: list[str] | tuple[str, ...] = ()) -> Config:
     """Defaults, then the YAML file (if any), then each ``section.key=value`` override, validated."""
     config = Config()
     if path is not None:
-        with open(path, encoding="utf-8") as handle:
-            values = yaml.safe_load(handle) or {}
+        values = _read_yaml(Path(path))
         if not isinstance(values, dict):
             raise ConfigError(f"{path}: the top level must be a mapping")
         _apply(config, values)
@@ -280,8 +297,63 @@ def load_config(path: str | Path | None = None, overrides: list[str] | tuple[str
     return config
 
 
+class Interval(typing.NamedTuple):
+    """Where a number may lie; ``None`` is unbounded on that side."""
+
+    low: float | None
+    high: float | None = None
+    low_closed: bool = True
+    high_closed: bool = True
+
+    def __contains__(self, value: object) -> bool:
+        v = float(value)  # type: ignore[arg-type]
+        if not math.isfinite(v):
+            return False
+        above = self.low is None or (v >= self.low if self.low_closed else v > self.low)
+        below = self.high is None or (v <= self.high if self.high_closed else v < self.high)
+        return above and below
+
+    def __str__(self) -> str:
+        low = "-inf" if self.low is None else f"{self.low:g}"
+        high = "inf" if self.high is None else f"{self.high:g}"
+        return f"{'[' if self.low_closed else '('}{low}, {high}{']' if self.high_closed else ')'}"
+
+
+AT_LEAST_1, AT_LEAST_0, POSITIVE = Interval(1), Interval(0), Interval(0, None, False)
+UNIT, PROBABILITY_OPEN = Interval(0, 1), Interval(0, 1, False, False)
+#: The range of every number in the config (each item of a list; null stays allowed where the type allows it).
+#: A setting outside it would make a run useless (no detections, a hang, a division by zero) or crash late.
+NUMBER_RANGES: dict[str, Interval] = {
+    "model.head_conv": AT_LEAST_1,
+    "data.shapes_num_train": AT_LEAST_1, "data.shapes_num_val": AT_LEAST_1, "data.shapes_image_size": Interval(8),
+    "data.shapes_seed": AT_LEAST_0, "data.max_objects": AT_LEAST_1, "data.max_image_pixels": AT_LEAST_1,
+    "data.check_workers": AT_LEAST_1, "data.scale_range": POSITIVE, "data.crop_border": Interval(0, 0.5, True, False),
+    "data.colour_jitter": UNIT, "data.lighting_std": AT_LEAST_0,
+    "loss.heatmap_weight": AT_LEAST_0, "loss.wh_weight": AT_LEAST_0, "loss.offset_weight": AT_LEAST_0,
+    "train.epochs": AT_LEAST_1, "train.time_budget_minutes": POSITIVE, "train.batch_size": AT_LEAST_1,
+    "train.learning_rate": POSITIVE, "train.base_learning_rate": POSITIVE, "train.warmup_steps": AT_LEAST_0,
+    "train.lr_decay_epochs": AT_LEAST_1, "train.lr_decay_factor": Interval(0, 1, False, True),
+    "train.freeze_backbone_epochs": AT_LEAST_0, "train.fine_tune_learning_rate": POSITIVE,
+    "train.ema_momentum": PROBABILITY_OPEN, "train.gradient_clip_norm": POSITIVE, "train.steps_per_epoch": AT_LEAST_1,
+    "train.seed": AT_LEAST_0,
+    "eval.max_detections": AT_LEAST_1, "eval.score_threshold": Interval(0, 1, True, False),
+    "eval.nms_iou_threshold": Interval(0, 1, False, True), "eval.test_scales": POSITIVE, "eval.batch_size": AT_LEAST_1,
+    "eval.every_n_epochs": AT_LEAST_0,
+}
+
+
+def _check_ranges(config: Config) -> None:
+    for key, interval in NUMBER_RANGES.items():
+        section, name = key.split(".")
+        value = getattr(getattr(config, section), name)
+        for item in value if isinstance(value, list) else [value]:
+            if item is not None and not isinstance(item, bool) and item not in interval:
+                raise ConfigError(f"{key} must be in {interval}, got {value}")
+
+
 def validate(config: Config) -> None:
-    """Cross-field checks that types alone cannot express."""
+    """Every number in its range (:data:`NUMBER_RANGES`), then the checks that types alone cannot express."""
+    _check_ranges(config)
     if len(config.model.input_size) != 2 or any(s <= 0 or s % 32 for s in config.model.input_size):
         raise ConfigError(f"model.input_size must be [height, width] divisible by 32, got {config.model.input_size}")
     from centernet_tf.data.loaders import source_names  # local: loaders imports this module
@@ -292,9 +364,6 @@ def validate(config: Config) -> None:
         raise ConfigError(f"train.lr_schedule must be constant, step or cosine, got {config.train.lr_schedule!r}")
     if config.train.lr_schedule == "step" and not config.train.lr_decay_epochs:
         raise ConfigError("train.lr_schedule=step needs train.lr_decay_epochs, e.g. [90, 120]")
-    for key in ("epochs", "batch_size"):
-        if getattr(config.train, key) < 1:
-            raise ConfigError(f"train.{key} must be >= 1")
     budget = config.train.time_budget_minutes
     frozen = config.train.freeze_backbone_epochs
     if frozen < 0 or (budget is None and frozen >= config.train.epochs):
@@ -304,8 +373,6 @@ def validate(config: Config) -> None:
         )
     if config.data.image_check not in ("decode", "header", "annotation_sizes"):
         raise ConfigError(f"data.image_check must be decode, header or annotation_sizes, got {config.data.image_check!r}")
-    if config.data.check_workers is not None and config.data.check_workers < 1:
-        raise ConfigError(f"data.check_workers must be at least 1 (or null: one per CPU), got {config.data.check_workers}")
     if config.train.mixed_precision not in ("none", "bfloat16", "float16", "auto"):
         raise ConfigError(
             f"train.mixed_precision must be none, bfloat16, float16 or auto, got {config.train.mixed_precision!r}"
@@ -314,30 +381,20 @@ def validate(config: Config) -> None:
         raise ConfigError(f"train.jit_compile must be true, false or auto, got {config.train.jit_compile!r}")
     if config.train.distribute not in ("none", "mirrored", "multi_worker"):
         raise ConfigError(f"train.distribute must be none, mirrored or multi_worker, got {config.train.distribute!r}")
-    for key in ("learning_rate", "fine_tune_learning_rate"):
-        value = getattr(config.train, key)
-        if value is not None and not (math.isfinite(value) and value > 0):
-            raise ConfigError(f"train.{key} must be a positive number (or null), got {value}")
-    if not (math.isfinite(config.train.base_learning_rate) and config.train.base_learning_rate > 0):
-        raise ConfigError(f"train.base_learning_rate must be a positive number, got {config.train.base_learning_rate}")
     from centernet_tf.losses import BOX_LOSSES  # local: keeps Keras out of reading a config
 
     if config.loss.box not in BOX_LOSSES:
         raise ConfigError(f"loss.box must be one of {', '.join(BOX_LOSSES)}, got {config.loss.box!r}")
-    if budget is not None and not (math.isfinite(budget) and budget > 0):
-        raise ConfigError(f"train.time_budget_minutes must be a positive number of minutes (or null), got {budget}")
     if budget is not None and config.train.distribute == "multi_worker":
         raise ConfigError("train.time_budget_minutes is not available with train.distribute=multi_worker; set train.epochs")
     if config.loss.gaussian_radius not in ("cornernet", "exact"):
         raise ConfigError(f"loss.gaussian_radius must be cornernet or exact, got {config.loss.gaussian_radius!r}")
-    if config.train.ema_momentum is not None and not 0.0 < config.train.ema_momentum < 1.0:
-        raise ConfigError(f"train.ema_momentum must be in (0, 1) or null, got {config.train.ema_momentum}")
     if config.eval.nms_method not in ("hard", "soft"):
         raise ConfigError(f"eval.nms_method must be hard or soft, got {config.eval.nms_method!r}")
     if config.eval.scale_merge not in ("soft_nms", "nms"):
         raise ConfigError(f"eval.scale_merge must be soft_nms or nms, got {config.eval.scale_merge!r}")
-    if not config.eval.test_scales or min(config.eval.test_scales) <= 0:
-        raise ConfigError(f"eval.test_scales must be positive zoom factors, got {config.eval.test_scales}")
+    if not config.eval.test_scales:
+        raise ConfigError("eval.test_scales must list at least one zoom factor, e.g. [1.0]")
     if config.data.voc_match_images_by not in ("stem", "filename"):
         raise ConfigError(f"data.voc_match_images_by must be stem or filename, got {config.data.voc_match_images_by!r}")
     if config.eval.best_metric not in ("mAP", "mAP50", "mAP75"):
@@ -345,7 +402,3 @@ def validate(config: Config) -> None:
     low, high = (config.data.scale_range + [0.0, 0.0])[:2]
     if len(config.data.scale_range) != 2 or not 0 < low <= high:
         raise ConfigError(f"data.scale_range must be [low, high] with 0 < low <= high, got {config.data.scale_range}")
-    if not 0.0 <= config.data.crop_border < 0.5:
-        raise ConfigError("data.crop_border must be in [0, 0.5)")
-    if config.data.max_objects < 1:
-        raise ConfigError("data.max_objects must be >= 1")

@@ -98,3 +98,81 @@ def test_the_default_config_is_the_shapes_one() -> None:
     from centernet_tf.commands.train import default_config
 
     assert default_config() == REPO / "configs" / "shapes.yaml"
+
+
+def _numeric_keys() -> list[str]:
+    """Every int or float setting of the config (also inside lists and optionals), found from the dataclasses."""
+    import dataclasses
+    import typing
+
+    from centernet_tf.config import Config
+
+    def leaves(hint: object) -> set:
+        args = typing.get_args(hint)
+        return set().union(*(leaves(a) for a in args)) if args else {hint}
+
+    return [f"{section}.{name}" for section, cls in typing.get_type_hints(Config).items() if dataclasses.is_dataclass(cls)
+            for name, hint in typing.get_type_hints(cls).items() if leaves(hint) & {int, float}]
+
+
+def test_every_number_in_the_config_has_a_range() -> None:
+    from centernet_tf.config import NUMBER_RANGES
+
+    missing = [key for key in _numeric_keys() if key not in NUMBER_RANGES and key not in ("model.input_size",)]
+    assert not missing, f"add a range to config.NUMBER_RANGES for {missing}"
+    assert len(_numeric_keys()) >= 35
+
+
+@pytest.mark.parametrize("override, message", [
+    ("eval.max_detections=0", r"eval.max_detections must be in \[1, inf\], got 0"),
+    ("eval.score_threshold=2", r"eval.score_threshold must be in \[0, 1\), got 2.0"),
+    ("eval.nms_iou_threshold=0", r"eval.nms_iou_threshold must be in \(0, 1\]"),
+    ("train.steps_per_epoch=-1", r"train.steps_per_epoch must be in \[1, inf\], got -1"),
+    ("eval.batch_size=0", r"eval.batch_size must be in \[1, inf\], got 0"),
+    ("model.head_conv=0", r"model.head_conv must be in \[1, inf\], got 0"),
+    ("train.learning_rate=.nan", r"train.learning_rate must be in \(0, inf\], got nan"),
+    ("eval.test_scales=[1.0,-0.5]", r"eval.test_scales must be in \(0, inf\], got \[1.0, -0.5\]"),
+    ("data.colour_jitter=3", r"data.colour_jitter must be in \[0, 1\]"),
+    ("train.lr_decay_factor=0", r"train.lr_decay_factor must be in \(0, 1\]"),
+])
+def test_a_setting_that_makes_a_run_useless_is_refused_naming_its_range(override: str, message: str) -> None:
+    from centernet_tf.config import ConfigError, load_config
+
+    with pytest.raises(ConfigError, match=message):
+        load_config(None, [override])
+    load_config(None, ["eval.score_threshold=0.0", "eval.max_detections=1", "train.ema_momentum=null"])  # edges pass
+
+
+@pytest.mark.parametrize("content, message", [
+    (b"train:\n  epochs: [3\n", r"not valid YAML at line \d+, column \d+"),
+    (b"train: !!python/object/apply:os.system ['echo hi']\n", r"could not determine a constructor.*line 1.*plain values only"),
+    (b"\x89PNG\r\n\x1a\n\x00\x00\xff\xfe", r"not a text \(UTF-8\) YAML file"),
+])
+def test_a_malformed_binary_or_unsafe_config_is_one_line_naming_the_file(tmp_path: Path, content: bytes, message: str) -> None:
+    path = tmp_path / "broken.yaml"
+    path.write_bytes(content)
+    done = _run("train.py", "--config", str(path), cwd=tmp_path)
+    _one_line_error(done, "train.py", str(path))
+    assert __import__("re").search(message, done.stderr), done.stderr
+
+
+def test_a_batch_larger_than_the_training_set_and_undecodable_images_are_one_line_errors(tmp_path: Path) -> None:
+    from centernet_tf.config import load_config
+    from centernet_tf.training import run_training
+
+    root = tmp_path / "voc"
+    (root / "Annotations").mkdir(parents=True)
+    (root / "JPEGImages").mkdir()
+    for i in range(3):
+        (root / "JPEGImages" / f"{i}.jpg").write_bytes(b"\xff\xd8\xff\xe0 not really a jpeg" * 20)
+        (root / "Annotations" / f"{i}.xml").write_text(
+            f"<annotation><filename>{i}.jpg</filename><size><width>64</width><height>64</height><depth>3</depth>"
+            "</size><object><name>cat</name><bndbox><xmin>4</xmin><ymin>4</ymin><xmax>40</xmax><ymax>40</ymax>"
+            "</bndbox></object></annotation>")
+    overrides = ["data.format=voc", f"data.root={root}", "data.train_split=null", "data.val_split=null",
+                 "data.image_check=annotation_sizes", "model.backbone=resnet10_slim", "model.input_size=[64,64]",
+                 "train.epochs=1", "train.jit_compile=false"]
+    with pytest.raises(ValueError, match="train.batch_size 4 is larger than the 3 training images"):
+        run_training(load_config(None, [*overrides, "train.batch_size=4"]), tmp_path / "run1", verbose=0)
+    with pytest.raises(ValueError, match="none of the 3 training images decodes"):
+        run_training(load_config(None, [*overrides, "train.batch_size=2"]), tmp_path / "run2", verbose=0)

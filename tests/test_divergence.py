@@ -73,7 +73,7 @@ def test_a_diverging_run_exits_non_zero_and_saves_no_model(tmp_path: Path, freez
 @pytest.mark.parametrize("key, value", [("learning_rate", 0), ("learning_rate", -1e-3),
                                         ("fine_tune_learning_rate", 0.0), ("base_learning_rate", -1.0)])
 def test_a_learning_rate_that_cannot_work_is_a_config_error(key: str, value: float) -> None:
-    with pytest.raises(ConfigError, match=rf"train.{key} must be a positive number"):
+    with pytest.raises(ConfigError, match=rf"train.{key} must be in \(0, inf\]"):
         load_config(None, [f"train.{key}={value}"])
 
 

@@ -20,7 +20,7 @@ def test_epochs_for_budget_by_hand() -> None:
 
 
 def test_budget_must_be_positive() -> None:
-    with pytest.raises(ConfigError, match="time_budget_minutes must be a positive"):
+    with pytest.raises(ConfigError, match=r"time_budget_minutes must be in \(0, inf\], got 0"):
         load_config(None, ["train.time_budget_minutes=0"])
     # With a budget, train.epochs does not have to exceed the frozen epochs: the budget sets it.
     assert load_config(None, ["train.time_budget_minutes=5", "train.freeze_backbone_epochs=12"])
