@@ -245,3 +245,45 @@ def test_boxes_all_of_other_classes_are_an_error_naming_both_lists(tmp_path: Pat
     with pytest.raises(ValueError, match=r"every box is of a class outside the class list \['circle', 'square'\]: "
                                          r"found \['cell'\]"):
         load_voc(tmp_path, None, class_names=["circle", "square"])
+
+
+@pytest.mark.parametrize("ids", [["a", "b", "c"], [1, "b", 3.5], [2**40, 2**40 + 1, 7], ["1", 1, "01"]],
+                         ids=["strings", "mixed", "64_bit", "look_alike"])
+def test_coco_image_ids_of_any_json_type_load_without_colliding(tmp_path: Path, ids: list) -> None:
+    for k in range(3):
+        _image(tmp_path / "img" / f"{k}.jpg")
+    images = [{"id": i, "file_name": f"{k}.jpg", "width": W, "height": H} for k, i in enumerate(ids)]
+    # Each image gets a box of its own size, so a mix-up would show in the boxes.
+    annotations = [_box(k + 1, i, [1, 1, 5 + k, 5 + k]) for k, i in enumerate(ids)]
+    index = load_coco(_coco(tmp_path, images, annotations), tmp_path / "img")
+    assert len({e.image_id for e in index.examples}) == 3
+    assert all(0 < e.image_id < 2**31 for e in index.examples)
+    widths = {Path(e.image_path).name: float(e.boxes[0, 2] - e.boxes[0, 0]) for e in index.examples}
+    assert widths == {"0.jpg": 5.0, "1.jpg": 6.0, "2.jpg": 7.0}
+
+
+def test_a_class_without_any_box_is_named_and_its_ap_says_no_ground_truth(tmp_path: Path, caplog) -> None:
+    import logging
+
+    from centernet_tf.cli import format_metrics
+    from centernet_tf.config import load_config
+    from centernet_tf.data.loaders import load_split
+    from centernet_tf.evaluation import coco_ground_truth, coco_metrics
+
+    _image(tmp_path / "img" / "a.jpg")
+    path = tmp_path / "instances.json"
+    path.write_text(json.dumps({  # Roboflow: the super-category is category 0 and has no box
+        "images": [{"id": 1, "file_name": "a.jpg", "width": W, "height": H}],
+        "annotations": [_box(1, 1, [2, 2, 10, 10])],
+        "categories": [{"id": 0, "name": "cells"}, {"id": 1, "name": "cell"}],
+    }))
+    data = load_config(None, ["data.format=coco", f"data.train_annotations={path}",
+                              f"data.train_images={tmp_path / 'img'}"]).data
+    with caplog.at_level(logging.WARNING):
+        index = load_split(data, "train")
+    assert "1 of 2 classes have no box in the training split: cells." in caplog.text
+    metrics = coco_metrics(coco_ground_truth(index), [{"image_id": 1, "category_id": 2, "bbox": [2, 2, 10, 10],
+                                                       "score": 0.9}], list(index.class_names))
+    report = format_metrics(metrics, "train")
+    assert "AP[cells] = no ground truth" in report and "nan" not in report
+    assert "AP[cell] = 1.0000" in report

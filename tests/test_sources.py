@@ -205,10 +205,11 @@ def test_voc_split_none_loads_all_xml_sorted(voc_root: Path) -> None:
     assert index.name == "VOCtiny all"
 
 
-def test_voc_pixel_check_can_be_disabled(voc_root: Path) -> None:
+def test_voc_without_the_pixel_check_a_truncated_jpeg_is_still_caught(voc_root: Path) -> None:
+    """g.jpg's header is fine, but it has no end-of-image marker: that one file is decoded, and fails."""
     index = load_voc(voc_root, "trainval", class_names=["cat", "dog"], check_pixels=False)
-    assert index.report.counts["corrupt image"] == 2  # g's header is fine
-    assert "g.jpg" in _by_name(index)
+    assert index.report.counts["corrupt image"] == 3
+    assert "g.jpg" not in _by_name(index) and "a.jpg" in _by_name(index)
 
 
 def test_voc_nothing_usable_raises_helpful_error(voc_root: Path) -> None:
@@ -614,7 +615,7 @@ def test_yolo_errors_say_what_to_do(tmp_path: Path) -> None:
         load_yolo(root, "train", ["fish"])
     (root / "valid" / "images").mkdir(parents=True)
     (root / "valid" / "images" / "readme.md").write_text("nothing here")
-    with pytest.raises(ValueError, match=r"rf valid: no images \(.jpg, .jpeg, .png, .bmp, .webp\) in .*valid/images"):
+    with pytest.raises(ValueError, match=r"rf valid: no images \(.jpg, .jpeg, .png, .bmp, .gif, .webp\) in .*valid/images"):
         load_yolo(root, "valid", ["fish"])
     with pytest.raises(FileNotFoundError, match=r"split 'test'.*Folders in .*: \['train', 'valid'\]"):
         load_yolo(root, "test", ["fish"])
@@ -733,3 +734,23 @@ def test_aquarium_real_data(aquarium_root: Path) -> None:
     assert boxes.min() >= 0 and np.all(boxes[:, 2] <= widths) and np.all(boxes[:, 3] <= heights)
     assert np.all(boxes[:, 2] > boxes[:, 0]) and np.all(boxes[:, 3] > boxes[:, 1])
     assert max(e.width for e in train.examples) <= 1024 and max(e.height for e in train.examples) <= 1024
+
+
+def _pose_line(keypoints: int, values: int) -> str:
+    """A pose line whose box is x 10..30, y 7.5..22.5 of a 40x30 image, with keypoints far outside it (a
+    polygon reading of the line would take them into the box)."""
+    kpts = " ".join(("0.99 0.01 2" if values == 3 else "0.99 0.01") for _ in range(keypoints))
+    return f"0 0.5 0.5 0.5 0.5 {kpts}"
+
+
+@pytest.mark.parametrize("kpt_shape, in_yaml", [((17, 3), True), ((17, 3), False), ((4, 2), True), ((1, 3), False)])
+def test_yolo_pose_lines_give_their_box(tmp_path: Path, kpt_shape: tuple[int, int], in_yaml: bool) -> None:
+    root = tmp_path / "pose"
+    _write_image(root / "train" / "images" / "a.jpg")
+    (root / "train" / "labels").mkdir(parents=True)
+    (root / "train" / "labels" / "a.txt").write_text(_pose_line(*kpt_shape) + "\n")
+    (root / "data.yaml").write_text("names: [person]\n" + (f"kpt_shape: [{kpt_shape[0]}, {kpt_shape[1]}]\n" if in_yaml else ""))
+    index = load_yolo(root, "train")
+    np.testing.assert_allclose(index.examples[0].boxes, [[10, 7.5, 30, 22.5]])
+    assert index.report.counts.get("pose line read as its box", 0) == (0 if in_yaml else 1)
+    assert "malformed label line" not in index.report.counts

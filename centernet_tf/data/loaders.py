@@ -13,6 +13,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
+
 from centernet_tf.config import DataConfig
 from centernet_tf.data.shapes import build_shapes_index, generate_shapes_dataset
 from centernet_tf.data.sources import DatasetIndex, load_coco, load_tfds, load_voc, load_yolo
@@ -104,7 +106,24 @@ def load_split(data: DataConfig, split: str, class_names: list[str] | None = Non
     sources.CHECK_WORKERS = data.check_workers
     index = source.loader(data, split, class_names or data.class_names)
     index.report.log(logger, index.name or split)
+    if split == "train":
+        _warn_classes_without_boxes(index)
     return index
+
+
+def _warn_classes_without_boxes(index: DatasetIndex) -> list[str]:
+    """Name the classes no training box belongs to (a COCO export's super-category, a class never labelled):
+    their heatmap channel would train on negatives only, and their AP has no ground truth to measure."""
+    counts = np.bincount(np.concatenate([e.class_ids for e in index.examples] or [np.zeros(0, np.int32)]),
+                         minlength=len(index.class_names))
+    empty = [name for name, count in zip(index.class_names, counts) if count == 0]
+    if empty:
+        logger.warning(
+            "%s: %d of %d classes have no box in the training split: %s. The model learns never to detect them; "
+            "list only the classes you labelled in data.class_names to leave them out.",
+            index.name or "train", len(empty), len(index.class_names), ", ".join(empty[:10]),
+        )
+    return empty
 
 
 # --------------------------------------------------------------------------------------

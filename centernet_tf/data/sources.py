@@ -27,6 +27,10 @@ from pathlib import Path
 import numpy as np
 import yaml
 from PIL import Image
+
+from centernet_tf.data.image_files import (
+    DECODABLE_FORMATS, IMAGE_SUFFIXES, UNSUPPORTED_FORMAT, image_files, jpeg_ends_cleanly,
+)
 from centernet_tf.progress import progress
 
 logger = logging.getLogger(__name__)
@@ -41,8 +45,6 @@ UNIFORM_RESIZE_TOLERANCE = 0.02
 # Reasons for an image kept as a background image (no objects) although its annotation was absent: not a
 # loss, but worth a warning, since a whole folder of forgotten labels would otherwise train as "no objects".
 BACKGROUND_REASONS = frozenset({"image without label file"})
-# Image files a directory-based source (YOLO, VOC fallback) picks up, compared case-insensitively.
-IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp")
 _MAX_DETAILS = 3
 
 
@@ -381,7 +383,11 @@ def _probe_image(path: Path, detail: str, check_pixels: bool) -> tuple[int, int,
         return _Problem("missing image", detail)
     try:
         with Image.open(path) as im:  # Pillow's limit is lifted by the caller: ours is below, with a message
-            size = im.size
+            size, image_format = im.size, im.format
+        if image_format not in DECODABLE_FORMATS:  # Pillow reads it, the training pipeline would not
+            return _Problem(UNSUPPORTED_FORMAT, f"{detail} ({image_format}; convert it to JPEG or PNG)")
+        if not check_pixels and image_format in ("JPEG", "MPO") and not jpeg_ends_cleanly(path):
+            check_pixels = True  # no end marker: truncated, or data appended after it; the decode tells which
         if size[0] * size[1] > MAX_IMAGE_PIXELS:
             return _Problem(
                 "image too large",
@@ -531,7 +537,15 @@ def load_coco(
     for ann in coco.dataset.get("annotations", []):
         if ann.get("image_id") not in coco.imgs:
             col.report.add("annotation of an unknown image id", f"image id {ann.get('image_id')}")
-    for image_id in progress(sorted(coco.imgs), len(coco.imgs), f"reading {name} annotations"):
+    # Our image ids are int32 tensors: ids that are not all such integers (strings, a mix, 64-bit numbers) are
+    # numbered 1..n in file order instead; the annotations still find their image by the file's own id.
+    plain = all(isinstance(i, int) and not isinstance(i, bool) and 0 <= i < 2**31 for i in coco.imgs)
+    order = sorted(coco.imgs) if plain else list(coco.imgs)
+    if not plain:
+        logger.info("%s: image ids are not all 32-bit integers (e.g. %r): numbered 1-%d in file order", name,
+                    next((i for i in order if not isinstance(i, int) or isinstance(i, bool) or not 0 <= i < 2**31)),
+                    len(order))
+    for position, image_id in enumerate(progress(order, len(order), f"reading {name} annotations"), start=1):
         info = coco.imgs[image_id]
         file_name = str(info.get("file_name", ""))
         col.listed += 1
@@ -551,7 +565,7 @@ def load_coco(
             col.report.add("file outside the image folder", detail)
             continue
         annotated = (_to_int(info.get("width")), _to_int(info.get("height")))
-        col.add_image(image_dir / file_name, int(image_id), objects, detail, annotated)
+        col.add_image(image_dir / file_name, int(image_id) if plain else position, objects, detail, annotated)
     return col.finish(class_names)
 
 
@@ -761,9 +775,13 @@ def load_yolo(
 
     image_dirs = _yolo_split_dirs(root, split, spec, name)
     source = ", ".join(str(d) for d in image_dirs)
-    images = sorted((p for d in image_dirs for p in _image_files(d)), key=str)
+    found = [image_files(d) for d in image_dirs]
+    images = sorted((p for kept, _ in found for p in kept), key=str)
+    unsupported = sorted((p for _, other in found for p in other), key=str)
     if not images:
-        raise ValueError(f"{name}: no images ({', '.join(IMAGE_SUFFIXES)}) in {source}")
+        other = f"; {len(unsupported)} files TensorFlow cannot decode (e.g. {unsupported[0].name}): convert them " \
+            "to JPEG or PNG" if unsupported else ""
+        raise ValueError(f"{name}: no images ({', '.join(IMAGE_SUFFIXES)}) in {source}{other}")
     if not any(yolo_label_path(p).is_file() for p in images):
         raise ValueError(
             f"{name}: no label file for any of the {len(images)} images in {source}; expected e.g. "
@@ -771,29 +789,20 @@ def load_yolo(
         )
 
     col = _Collector(name, source, {n: i for i, n in enumerate(class_names)}, check_pixels)
+    for path in unsupported:
+        col.listed += 1
+        col.report.add(UNSUPPORTED_FORMAT, f"{path.name} (convert it to JPEG or PNG)")
     for position, image_path in enumerate(progress(images, len(images), f"reading {name} annotations"), start=1):
         col.listed += 1
         detail = image_path.name
         label_path = yolo_label_path(image_path)
         if label_path.is_file():
-            objects = _read_yolo_labels(label_path, class_names, col.report)
+            objects = _read_yolo_labels(label_path, class_names, col.report, spec.kpt_shape if spec else None)
             if objects is not None:
                 col.add_image(image_path, position, objects, detail)
             continue
         col.add_image(image_path, position, [], detail, note_if_kept="image without label file")
     return col.finish(class_names)
-
-
-def _image_files(folder: Path) -> list[Path]:
-    """Image files under ``folder``, recursively; hidden files and folders (macOS ``._x.jpg``,
-    ``.ipynb_checkpoints``) are not data, and Ultralytics' glob skips them too."""
-    return [
-        p
-        for p in folder.rglob("*")
-        if p.suffix.lower() in IMAGE_SUFFIXES
-        and not any(part.startswith(".") for part in p.relative_to(folder).parts)
-        and p.is_file()
-    ]
 
 
 def yolo_label_path(image_path: str | Path) -> Path:
@@ -816,6 +825,8 @@ class _DatasetYaml:
     base: Path  # the YAML's ``path`` (relative to the YAML's folder), or the YAML's folder
     names: list[str] | None
     splits: dict[str, list[str]]
+    #: Ultralytics pose datasets: ``[keypoints, values per keypoint]``; their lines are ``cls box kpts...``.
+    kpt_shape: tuple[int, int] | None = None
 
 
 def _read_dataset_yaml(path: Path) -> _DatasetYaml:
@@ -844,7 +855,13 @@ def _read_dataset_yaml(path: Path) -> _DatasetYaml:
         if not all(isinstance(e, str) and e for e in entries):
             raise ValueError(f"{path}: {key}: must be a folder or a list of folders, got {entry!r}")
         splits[key] = entries
-    return _DatasetYaml(path, base, names, splits)
+    kpt_shape = values.get("kpt_shape")
+    if kpt_shape is not None:
+        if not (isinstance(kpt_shape, list) and len(kpt_shape) == 2 and all(isinstance(v, int) and v > 0 for v in kpt_shape)
+                and kpt_shape[1] in (2, 3)):
+            raise ValueError(f"{path}: kpt_shape must be [keypoints, 2 or 3], got {kpt_shape!r}")
+        kpt_shape = (kpt_shape[0], kpt_shape[1])
+    return _DatasetYaml(path, base, names, splits, kpt_shape)
 
 
 def _yaml_names(names: object, path: Path) -> list[str] | None:
@@ -916,8 +933,15 @@ def _yolo_split_dirs(root: Path, split: str, spec: _DatasetYaml | None, name: st
     )
 
 
-def _read_yolo_labels(label_path: Path, class_names: Sequence[str], report: SkipReport) -> list[_RawObject] | None:
-    """Objects of one label file (None, counted, when the file cannot be read); bad lines are counted."""
+def _read_yolo_labels(
+    label_path: Path, class_names: Sequence[str], report: SkipReport, kpt_shape: tuple[int, int] | None = None
+) -> list[_RawObject] | None:
+    """Objects of one label file (None, counted, when the file cannot be read); bad lines are counted.
+
+    A line is ``cls xc yc w h``, a polygon ``cls x y x y x y ...`` (an odd number of fields), or a pose line
+    ``cls xc yc w h`` followed by keypoints: its box is the object. Pose lines are recognised by the dataset
+    YAML's ``kpt_shape`` (their exact length), or without one by a length only a pose line can have.
+    """
     try:
         text = label_path.read_text(encoding="utf-8-sig")
     except (OSError, UnicodeDecodeError):
@@ -931,7 +955,16 @@ def _read_yolo_labels(label_path: Path, class_names: Sequence[str], report: Skip
         detail = f"{label_path.name}:{number}"
         values = [_parse_number(f) for f in fields]
         class_id = values[0]
-        shape_ok = len(fields) == 5 or (len(fields) >= 7 and len(fields) % 2 == 1)
+        pose_length = 5 + kpt_shape[0] * kpt_shape[1] if kpt_shape else None
+        # Without kpt_shape: 5 + 3k fields for odd k (8, 14, ..., 56 for COCO's 17 keypoints) is even, which no
+        # polygon is; a pose line of 2 values per keypoint is odd and needs kpt_shape to be told from a polygon.
+        pose = len(fields) == pose_length or (
+            kpt_shape is None and len(fields) >= 8 and len(fields) % 2 == 0 and (len(fields) - 5) % 3 == 0)
+        if pose:
+            values = values[:5]
+            if kpt_shape is None:  # recognised by its length alone: say so
+                report.add("pose line read as its box", detail)
+        shape_ok = len(values) == 5 or (len(values) >= 7 and len(values) % 2 == 1 and kpt_shape is None)
         if not shape_ok or any(v is None for v in values) or not float(class_id).is_integer():
             report.add("malformed label line", detail)
             continue
