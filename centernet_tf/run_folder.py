@@ -23,6 +23,23 @@ RESUME_MAY_DIFFER = (
     "data.tfds_cache_dir", "data.tfds_download", "data.image_check", "data.check_workers", "data.test_split",
 )
 LOCK_FILE = ".lock"
+#: What marks a folder as a run folder (written by a training as it starts or runs): a training writes only into
+#: an empty folder or one of these, never among a user's own files (their photos, their commented config).
+RUN_MARKERS = (LOCK_FILE, "results.csv", "metrics.json", "model.keras", "backup", "time_budget.json")
+
+
+def check_run_folder(run_dir: Path) -> None:
+    """``ValueError`` when ``run_dir`` holds files but is not a run folder: the run would write ``config.yaml``,
+    ``labels.txt``, ``model.keras``... among them, over any of the same name."""
+    if not run_dir.is_dir() or any((run_dir / marker).exists() for marker in RUN_MARKERS):
+        return
+    others = sorted(p.name for p in run_dir.iterdir())
+    if others:
+        raise ValueError(
+            f"{run_dir} is not empty and is not a run folder ({', '.join(others[:3])}"
+            f"{', ...' if len(others) > 3 else ''}): a run writes config.yaml, labels.txt, model.keras and more "
+            "there, over files of the same name; choose a new or empty --run-dir"
+        )
 
 
 class RunFolderLock:

@@ -29,7 +29,7 @@ from centernet_tf.losses import CenterNetLoss
 from centernet_tf.model import CenterNet, build_centernet, decoder_for
 from centernet_tf.time_budget import apply_time_budget
 from centernet_tf.precision import DTYPE_POLICIES, dtype_policy, resolve_mixed_precision
-from centernet_tf.run_folder import RunFolderLock, check_resume_config, remove_backups, remove_partials
+from centernet_tf.run_folder import RunFolderLock, check_resume_config, check_run_folder, remove_backups, remove_partials
 from centernet_tf.run_pictures import write_data_pictures, write_evaluation_plots
 from centernet_tf.schedules import fine_tune_learning_rate, learning_rate_schedule, peak_learning_rate
 from centernet_tf.train_data import augmentation_from_config, require_a_batch, train_dataset_from_config  # noqa: F401
@@ -289,6 +289,7 @@ def run_training(config: Config, run_dir: str | Path | None = None, verbose: int
 def _run_training(config: Config, run_dir: Path, strategy: tf.distribute.Strategy, verbose: int | str) -> dict[str, Any]:
     if run_dir.exists() and not run_dir.is_dir():
         raise ValueError(f"run folder {run_dir} is a file: choose another --run-dir (or output_dir)")
+    check_run_folder(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
     with RunFolderLock(run_dir):
         check_resume_config(run_dir, config.to_dict())

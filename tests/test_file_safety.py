@@ -271,3 +271,17 @@ def test_predict_help_says_a_saved_model_runs_its_graph(capsys) -> None:
     with pytest.raises(SystemExit):
         main(["--help"])
     assert "a SavedModel runs the graph it contains" in " ".join(capsys.readouterr().out.split())
+
+
+def test_training_into_a_folder_of_the_users_own_files_is_refused(tmp_path: Path) -> None:
+    from centernet_tf.training import run_training
+
+    folder = tmp_path / "project"
+    folder.mkdir()
+    (folder / "config.yaml").write_text("# my commented config\ntrain:\n  epochs: 3\n")
+    photos = _photos(folder / "photos")
+    with pytest.raises(ValueError, match=r"project is not empty and is not a run folder \(config.yaml, photos\)"):
+        run_training(_tiny_config(tmp_path), folder, verbose=0)
+    assert (folder / "config.yaml").read_text().startswith("# my commented config")
+    assert sorted(p.name for p in folder.iterdir()) == ["config.yaml", "photos"]
+    assert {p: _digest(p) for p in (folder / "photos").iterdir()} == photos
