@@ -16,6 +16,7 @@ from centernet_tf import losses  # noqa: E402
 from centernet_tf.backbones import available_backbones, build_backbone, register_backbone  # noqa: E402
 from centernet_tf.config import Config, load_config  # noqa: E402
 from centernet_tf.decode import CenterNetDecoder  # noqa: E402
+from centernet_tf.deformable import DeformableConv2D  # noqa: E402
 from centernet_tf.layers import ImageNormalization  # noqa: E402
 from centernet_tf.losses import CenterNetLoss  # noqa: E402
 from centernet_tf.model import CenterNet, build_centernet, load_centernet  # noqa: E402
@@ -49,6 +50,7 @@ __all__ = [
     "set_backbone_trainable",
     "CenterNet",
     "CenterNetDecoder",
+    "DeformableConv2D",
     "CenterNetLoss",
     "Config",
     "ImageNormalization",
