@@ -9,8 +9,8 @@ read the file only (``pip install "centernet-tf[pretrained]"``)::
 
     python -m centernet_tf.convert ctdet_coco_hg.pth --arch hourglass --output coco_hg.keras
 
-Archs whose layers include deformable convolution (DCNv2: ``resdcn_*``, ``dla_34``, which are most of the
-published ``ctdet`` files) are refused with a message: that operator does not exist in TensorFlow / TFLite.
+The ``resdcn_*`` archs' deformable convolutions (DCNv2) are :class:`~centernet_tf.deformable.DeformableConv2D`
+layers, builtin ops only; ``dla_34`` (deformable DLA-34) is refused with a message until it is built here.
 """
 
 from __future__ import annotations
@@ -71,6 +71,8 @@ class OriginalArch:
     neck_keys: Callable[[str], str | None]
     #: Modules of the original network that no output depends on: their tensors are dropped, not converted.
     unused_modules: tuple[str, ...] = ()
+    #: Whether its checkpoints hold deformable convolutions (``conv_offset_mask`` tensors).
+    deformable: bool = False
     #: ``(head, stack, num_stacks) -> (3x3 conv module, final 1x1 conv module)`` of the original heads.
     head_modules: Callable[[str, int, int], tuple[str, str]] = lambda head, stack, stacks: (
         (f"{head}.0", f"{head}.2") if stacks == 1 else (f"{head}.{stack}.0", f"{head}.{stack}.2")
@@ -99,6 +101,16 @@ def _deconv_layers_key(name: str) -> str | None:
     return f"deconv_layers.{3 * block + (0 if part == 'deconv' else 1)}"
 
 
+def _dcn_deconv_layers_key(name: str) -> str | None:
+    """``decoder2_dcn`` -> ``deconv_layers.6`` (each block is DCN, BatchNorm2d, ReLU, ConvTranspose2d,
+    BatchNorm2d, ReLU: ``resnet_dcn.py``)."""
+    match = re.fullmatch(r"decoder(\d)_(dcn|dcn_bn|deconv|bn)", name)
+    if match is None:
+        return None
+    block, part = int(match.group(1)) - 1, match.group(2)
+    return f"deconv_layers.{6 * block + {'dcn': 0, 'dcn_bn': 1, 'deconv': 3, 'bn': 4}[part]}"
+
+
 def _prefixed(prefix: str, accept: Callable[[str], bool]) -> Callable[[str], str | None]:
     """Keras layers named by their original module path, below ``prefix`` in the original network."""
     return lambda name: f"{prefix}.{name}" if accept(name) else None
@@ -107,6 +119,11 @@ def _prefixed(prefix: str, accept: Callable[[str], bool]) -> Callable[[str], str
 ARCHS: dict[str, OriginalArch] = {
     **{
         f"res_{depth}": OriginalArch(backbone, "deconv3_256", 64, _torchvision_resnet_key, _deconv_layers_key)
+        for depth, backbone in ((18, "resnet18"), (34, "resnet34"), (50, "resnet50_v1b"), (101, "resnet101_v1b"))
+    },
+    **{
+        f"resdcn_{depth}": OriginalArch(backbone, "dcn_deconv3", 64, _torchvision_resnet_key, _dcn_deconv_layers_key,
+                                        deformable=True)
         for depth, backbone in ((18, "resnet18"), (34, "resnet34"), (50, "resnet50_v1b"), (101, "resnet101_v1b"))
     },
     "dlav0_34": OriginalArch(
@@ -124,8 +141,8 @@ ARCHS: dict[str, OriginalArch] = {
     ),
 }
 
-#: Original archs that need deformable convolution, with what to use instead.
-DCN_ARCHS = ("resdcn", "dla")
+#: Original arch families with deformable convolution not built here yet.
+DCN_ARCHS = ("dla",)
 
 
 def _check_arch(arch: str) -> OriginalArch:
@@ -134,9 +151,8 @@ def _check_arch(arch: str) -> OriginalArch:
     family = arch.split("_")[0]
     if family in DCN_ARCHS:
         raise ValueError(
-            f"arch {arch!r} uses deformable convolution (DCNv2), which TensorFlow and TFLite do not have, so its "
-            f"checkpoints (e.g. ctdet_coco_resdcn18.pth, ctdet_coco_dla_2x.pth) cannot be converted. Archs that "
-            f"convert: {', '.join(sorted(ARCHS))}."
+            f"arch {arch!r} (deformable DLA-34, e.g. ctdet_coco_dla_2x.pth) is not built here yet, so its "
+            f"checkpoints cannot be converted. Archs that convert: {', '.join(sorted(ARCHS))}."
         )
     raise ValueError(f"unknown arch {arch!r}; archs that convert: {', '.join(sorted(ARCHS))}")
 
@@ -216,11 +232,11 @@ def model_from_state_dict(
     """The Keras :class:`CenterNet` of ``arch`` holding an original state dict (``module.`` already removed)."""
     spec = _check_arch(arch)
     dcn = sorted(key for key in state if DCN_KEY_MARKER in key)
-    if dcn:
+    if dcn and not spec.deformable:
         raise ValueError(
             f"the checkpoint has deformable-convolution (DCNv2) tensors ({', '.join(dcn[:3])}, ... {len(dcn)} in "
-            f"all), which TensorFlow and TFLite do not have: it was trained with a resdcn / dla arch and cannot be "
-            f"converted. Archs that convert: {', '.join(sorted(ARCHS))}."
+            f"all), which arch {arch!r} has not: it was trained with a resdcn or dla arch. Archs with deformable "
+            f"convolution that convert: {', '.join(sorted(a for a, s in ARCHS.items() if s.deformable))}."
         )
     heatmap_bias = next((key for key in ("hm.2.bias", "hm.1.1.bias") if key in state), None)
     if num_classes is None:

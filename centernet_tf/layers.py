@@ -91,6 +91,22 @@ def bilinear_upsampling_kernel(size: int) -> np.ndarray:
 
 
 @keras.saving.register_keras_serializable(package="centernet_tf")
+class BilinearUpsampling(keras.initializers.Initializer):
+    """A ``Conv2DTranspose`` kernel ``(k, k, out, in)`` that starts as bilinear upsampling of each channel into
+    itself (zero across channels), as the original code's ``fill_up_weights`` intends."""
+
+    def __call__(self, shape: Any, dtype: Any = None) -> Any:
+        size, _, out_channels, in_channels = shape
+        kernel = np.zeros(shape, np.float32)
+        for c in range(min(out_channels, in_channels)):
+            kernel[:, :, c, c] = bilinear_upsampling_kernel(size)
+        return ops.cast(kernel, dtype or "float32")
+
+    def get_config(self) -> dict[str, Any]:
+        return {}
+
+
+@keras.saving.register_keras_serializable(package="centernet_tf")
 class DepthwiseConv2DTranspose(layers.Layer):
     """Per-channel transposed convolution: PyTorch's ``ConvTranspose2d(C, C, k, s, padding=p, groups=C)``.
 

@@ -12,7 +12,8 @@ import keras
 from keras import layers
 
 from centernet_tf.backbones.registry import features_by_stride, pyramids_by_stack
-from centernet_tf.layers import TORCH_BN_EPSILON, DepthwiseConv2DTranspose
+from centernet_tf.deformable import DeformableConv2D
+from centernet_tf.layers import TORCH_BN_EPSILON, BilinearUpsampling, DepthwiseConv2DTranspose
 
 NeckBuilder = Callable[[Mapping[str, keras.KerasTensor]], list[keras.KerasTensor]]
 _NECKS: dict[str, NeckBuilder] = {}
@@ -75,6 +76,24 @@ def _upsample_blocks(
         x = layers.BatchNormalization(epsilon=epsilon, name=f"decoder{i}_bn")(x)
         x = layers.ReLU(name=f"decoder{i}_relu")(x)
     return x
+
+
+@register_neck("dcn_deconv3")
+def dcn_deconv3(pyramid: Mapping[str, keras.KerasTensor]) -> list[keras.KerasTensor]:
+    """The original code's upsampling of the ``resdcn`` archs (``resnet_dcn.py``): three blocks of a 3x3
+    deformable convolution (DCNv2, with bias) + BN + ReLU, then ``ConvTranspose2d(k=4, s=2, p=1)`` (bias-free,
+    bilinear at start) + BN + ReLU, with 256, 128 and 64 filters: stride 32 -> 4. PyTorch's BatchNorm epsilon."""
+    by_stride = features_by_stride(pyramid)
+    x = by_stride[max(by_stride)]
+    for i, filters in enumerate(DECONV_FILTERS, start=1):
+        x = DeformableConv2D(filters, 3, padding=1, name=f"decoder{i}_dcn")(x)
+        x = layers.BatchNormalization(epsilon=TORCH_BN_EPSILON, name=f"decoder{i}_dcn_bn")(x)
+        x = layers.ReLU(name=f"decoder{i}_dcn_relu")(x)
+        x = layers.Conv2DTranspose(filters, 4, strides=2, padding="same", use_bias=False,
+                                   kernel_initializer=BilinearUpsampling(), name=f"decoder{i}_deconv")(x)
+        x = layers.BatchNormalization(epsilon=TORCH_BN_EPSILON, name=f"decoder{i}_bn")(x)
+        x = layers.ReLU(name=f"decoder{i}_relu")(x)
+    return [x]
 
 
 @register_neck("fpn")

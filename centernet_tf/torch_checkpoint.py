@@ -37,6 +37,9 @@ def torch_tensors_for(layer: Any, module: str, state: Mapping[str, np.ndarray]) 
         return take([f"{module}.weight", *bias], lambda w: w.transpose(2, 3, 0, 1))
     if kind == "Conv2DTranspose":  # (in, out, kh, kw) -> (kh, kw, out, in); both frameworks use the adjoint
         return take([f"{module}.weight", *bias], lambda w: w.transpose(2, 3, 1, 0))
+    if kind == "DeformableConv2D":  # the original DCN module: its weight and bias, then its offset branch's
+        return take([f"{module}.weight", *bias, f"{module}.conv_offset_mask.weight", f"{module}.conv_offset_mask.bias"],
+                    lambda w: w.transpose(2, 3, 1, 0))
     if kind == "Conv2D":  # (out, in, kh, kw) -> (kh, kw, in, out)
         return take([f"{module}.weight", *bias], lambda w: w.transpose(2, 3, 1, 0))
     if kind == "Dense":  # (out, in) -> (in, out)

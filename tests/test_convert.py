@@ -14,18 +14,25 @@ from centernet_tf.convert import build_original_arch, load_official_checkpoint
 from centernet_tf.model import load_centernet
 
 torch = pytest.importorskip("torch", reason='the conversion tests need PyTorch: pip install -e ".[pretrained]"')
-from tests.torch_reference import DLASeg, HourglassNet, PoseResNet, fill_randomly, original_preprocess  # noqa: E402
+from tests.torch_reference import (  # noqa: E402
+    DLASeg, HourglassNet, PoseResDCN, PoseResNet, fill_randomly, original_preprocess,
+)
 
 REPO = Path(__file__).resolve().parents[1]
 
 #: Trainable parameters of the original code's networks for 80 classes (its default head_conv per arch).
 ORIGINAL_PARAMETER_COUNTS = {
     "res_18": 15_820_372, "res_101": 53_435_476, "dlav0_34": 18_474_476, "hourglass": 191_284_008,
+    # resnet_dcn.py, counted by hand: ResNet-18 without its classifier 11,176,512; per upsampling block a DCN
+    # (weight, bias, 27-channel offset branch), two BatchNorms and a dense ConvTranspose2d: 2,353,947 + 619,931
+    # + 170,715; heads 42,128 + 2 x 37,058.
+    "resdcn_18": 14_437_349, "resdcn_101": 49_673_189,
 }
 #: Of those, parameters no output depends on, which the Keras models leave out: DLA-34's ImageNet classifier
 #: (512 x 1000 + 1000) and the projections of its two-level trees (levels 3 and 4), recomputed by their subtrees.
 UNUSED_PARAMETERS = {"dlav0_34": 513_000 + 41_728}
 TWINS = {"res_18": lambda classes: PoseResNet(18, classes), "res_101": lambda classes: PoseResNet(101, classes),
+         "resdcn_18": lambda classes: PoseResDCN(18, classes), "resdcn_101": lambda classes: PoseResDCN(101, classes),
          "dlav0_34": lambda classes: DLASeg(classes), "hourglass": lambda classes: HourglassNet(classes)}
 
 
@@ -41,7 +48,7 @@ def test_parameter_counts_equal_the_original_code(arch: str) -> None:
     assert model.class_names[0] == "person" and len(model.class_names) == 80
 
 
-@pytest.mark.parametrize("arch", ["res_18", "dlav0_34"])
+@pytest.mark.parametrize("arch", ["res_18", "dlav0_34", "resdcn_18"])
 def test_pytorch_twins_have_the_original_counts_and_unused_parameters(arch: str) -> None:
     """The reference twins are the original layout (same counts, so the comparisons below mean something), and
     the parameters the Keras models leave out are exactly those of the modules named unused."""
@@ -75,15 +82,36 @@ def _compare_on_an_image(network: torch.nn.Module, model, size: tuple[int, int],
             np.testing.assert_allclose(got[prefix + term].numpy(), want, atol=atol, rtol=0, err_msg=prefix + term)
 
 
-@pytest.mark.parametrize("arch, atol", [("res_18", 1e-4), ("res_101", 1e-3), ("dlav0_34", 1e-4), ("hourglass", 1e-3)])
+def _deform_strongly(network: torch.nn.Module, seed: int = 0) -> torch.nn.Module:
+    """Offsets of a few pixels and masks far from 0.5 in every DCN: a zero or weak offset branch would hide a
+    wrong channel order (which channel is dy, which dx, which tap)."""
+    generator = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for name, tensor in network.state_dict().items():
+            if ".conv_offset_mask." in name:
+                if name.endswith("weight"):
+                    tensor.mul_(12.0)
+                else:
+                    tensor.copy_(2.5 * torch.randn(tensor.shape, generator=generator))
+    return network
+
+
+@pytest.mark.parametrize("arch, atol", [("res_18", 1e-4), ("res_101", 1e-3), ("dlav0_34", 1e-4), ("hourglass", 1e-3),
+                                        ("resdcn_18", 1e-4), ("resdcn_101", 1e-3)])
 def test_converted_checkpoint_gives_the_original_outputs(tmp_path: Path, arch: str, atol: float) -> None:
-    network = fill_randomly(TWINS[arch](5), seed=len(arch))
+    network = _deform_strongly(fill_randomly(TWINS[arch](5), seed=len(arch)))
     path = _save_original_checkpoint(network, tmp_path / f"ctdet_{arch}.pth")
     # Non-square; odd feature-map sizes deeper down (3 x 4 at stride 32); the hourglass needs multiples of 128.
     size = (128, 256) if arch == "hourglass" else (96, 128)
     model = load_official_checkpoint(path, arch, input_size=size)
     assert model.num_classes == 5 and model.class_names is None
+    branches = [m.conv_offset_mask for m in network.modules() if hasattr(m, "conv_offset_mask")]
+    seen = [hook for branch in branches for hook in [[]] if branch.register_forward_hook(
+        lambda module, inputs, output, hook=hook: hook.append(output.detach()))]
     _compare_on_an_image(network, model, size, atol)
+    for output in (out for hook in seen for out in hook):  # the comparison covered strong deformations
+        offsets, masks = output[:, : 2 * 9], torch.sigmoid(output[:, 2 * 9:])
+        assert float(offsets.abs().median()) > 1.0 and float((masks - 0.5).abs().median()) > 0.2
 
 
 def test_conversion_cli_writes_a_keras_file_that_predicts(tmp_path: Path) -> None:
@@ -133,8 +161,8 @@ def test_checkpoints_that_do_not_fit_are_errors_naming_the_keys(tmp_path: Path) 
     with pytest.raises(ValueError, match=r"hm\.2\.weight -> heatmap: checkpoint \(3, 64, 1, 1\)"):
         convert.model_from_state_dict(state, "res_18", num_classes=80, input_size=(64, 64))
 
-    with pytest.raises(ValueError, match=r"deformable convolution \(DCNv2\).*ctdet_coco_resdcn18"):
-        convert.model_from_state_dict(state, "resdcn_18")
+    with pytest.raises(ValueError, match=r"arch 'dla_34' \(deformable DLA-34, e.g. ctdet_coco_dla_2x.pth\) is not built"):
+        convert.model_from_state_dict(state, "dla_34")
     dcn = {**state, "deconv_layers.0.conv_offset_mask.weight": np.zeros((27, 512, 3, 3), np.float32)}
     with pytest.raises(ValueError, match=r"deformable-convolution \(DCNv2\) tensors \(deconv_layers\.0\.conv_"):
         convert.model_from_state_dict(dcn, "res_18")

@@ -131,6 +131,45 @@ class PoseResNet(nn.Module):
         return [{head: getattr(self, head)(x) for head in self.heads}]
 
 
+class DCN(nn.Module):
+    """The original ``DCN`` module's parameters (``weight``, ``bias``, ``conv_offset_mask``) and forward pass, with
+    the NumPy transcription of its CUDA kernel (``tests/dcn_reference.py``) in place of the compiled op."""
+
+    def __init__(self, in_channels: int, out_channels: int, kernel: int = 3, stride: int = 1, padding: int = 1) -> None:
+        super().__init__()
+        self.stride, self.padding = stride, padding
+        self.weight = nn.Parameter(torch.zeros(out_channels, in_channels, kernel, kernel))
+        self.bias = nn.Parameter(torch.zeros(out_channels))
+        self.conv_offset_mask = nn.Conv2d(in_channels, 3 * kernel * kernel, kernel, stride, padding, bias=True)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        from tests.dcn_reference import dcn_v2
+
+        o1, o2, mask = torch.chunk(self.conv_offset_mask(x), 3, dim=1)
+        offset, mask = torch.cat((o1, o2), dim=1), torch.sigmoid(mask)
+        out = dcn_v2(*(t.detach().double().numpy() for t in (x, offset, mask, self.weight, self.bias)),
+                     stride=self.stride, pad=self.padding)
+        return torch.from_numpy(out).float()
+
+
+class PoseResDCN(PoseResNet):
+    """``resnet_dcn.py``: the same ResNet, then three blocks of DCN 3x3 + BN + ReLU + ConvTranspose2d(k4, s2, p1)
+    + BN + ReLU (256, 128, 64 channels), heads on 64 channels."""
+
+    def __init__(self, depth: int, num_classes: int, head_conv: int = 64) -> None:
+        super().__init__(depth, num_classes, head_conv)
+        self.inplanes = 512 * RESNET_SPECS[depth][0].expansion
+        blocks: list[nn.Module] = []
+        for planes in (256, 128, 64):
+            blocks += [DCN(self.inplanes, planes), nn.BatchNorm2d(planes, momentum=BN_MOMENTUM), nn.ReLU(inplace=True),
+                       nn.ConvTranspose2d(planes, planes, 4, 2, 1, 0, bias=False),
+                       nn.BatchNorm2d(planes, momentum=BN_MOMENTUM), nn.ReLU(inplace=True)]
+            self.inplanes = planes
+        self.deconv_layers = nn.Sequential(*blocks)
+        for head in sorted(self.heads):
+            setattr(self, head, _head(64, head_conv, self.heads[head]))
+
+
 def original_preprocess(rgb_uint8: torch.Tensor, mean_bgr: tuple, std_bgr: tuple) -> torch.Tensor:
     """The original detector's input: BGR, ``(x / 255 - mean) / std``, NCHW."""
     bgr = rgb_uint8.float().flip(-1) / 255.0
