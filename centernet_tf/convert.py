@@ -9,8 +9,8 @@ read the file only (``pip install "centernet-tf[pretrained]"``)::
 
     python -m centernet_tf.convert ctdet_coco_hg.pth --arch hourglass --output coco_hg.keras
 
-The ``resdcn_*`` archs' deformable convolutions (DCNv2) are :class:`~centernet_tf.deformable.DeformableConv2D`
-layers, builtin ops only; ``dla_34`` (deformable DLA-34) is refused with a message until it is built here.
+The deformable convolutions (DCNv2) of the ``resdcn_*`` and ``dla_34`` archs, most of the published ``ctdet``
+files, are :class:`~centernet_tf.deformable.DeformableConv2D` layers: builtin ops only.
 """
 
 from __future__ import annotations
@@ -132,6 +132,13 @@ ARCHS: dict[str, OriginalArch] = {
         _prefixed("dla_up", lambda name: name.startswith("ida_")),
         tuple(f"base.{module}" for module in UNUSED_ORIGINAL_MODULES),
     ),
+    "dla_34": OriginalArch(
+        "dla34", "dla_up_dcn", 256,
+        _prefixed("base", lambda name: "." in name),
+        lambda name: name if name.startswith(("dla_up.", "ida_up.")) else None,
+        tuple(f"base.{module}" for module in UNUSED_ORIGINAL_MODULES),
+        deformable=True,
+    ),
     # The original hourglass ignores --head_conv: its heads are convolution(3, 256, 256, with_bn=False) + 1x1.
     "hourglass": OriginalArch(
         "hourglass104", "identity", 256,
@@ -141,19 +148,9 @@ ARCHS: dict[str, OriginalArch] = {
     ),
 }
 
-#: Original arch families with deformable convolution not built here yet.
-DCN_ARCHS = ("dla",)
-
-
 def _check_arch(arch: str) -> OriginalArch:
     if arch in ARCHS:
         return ARCHS[arch]
-    family = arch.split("_")[0]
-    if family in DCN_ARCHS:
-        raise ValueError(
-            f"arch {arch!r} (deformable DLA-34, e.g. ctdet_coco_dla_2x.pth) is not built here yet, so its "
-            f"checkpoints cannot be converted. Archs that convert: {', '.join(sorted(ARCHS))}."
-        )
     raise ValueError(f"unknown arch {arch!r}; archs that convert: {', '.join(sorted(ARCHS))}")
 
 

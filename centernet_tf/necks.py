@@ -176,3 +176,50 @@ def ida_up(pyramid: Mapping[str, keras.KerasTensor]) -> list[keras.KerasTensor]:
         features[first + 1:] = outputs
         scales[first + 1:] = [scales[first]] * len(outputs)
     return [merged]
+
+
+def _deform_conv(x: keras.KerasTensor, filters: int, name: str) -> keras.KerasTensor:
+    """The original ``DeformConv``: DCNv2 3x3 (with bias) + BN + ReLU, named by its module path."""
+    x = DeformableConv2D(filters, 3, padding=1, name=f"{name}.conv")(x)
+    x = layers.BatchNormalization(epsilon=TORCH_BN_EPSILON, name=f"{name}.actf.0")(x)
+    return layers.ReLU(name=f"{name}.actf.1")(x)
+
+
+def _ida_step(x: keras.KerasTensor, finer: keras.KerasTensor, filters: int, factor: int, name: str) -> keras.KerasTensor:
+    """One merge of the deformable ``IDAUp``: ``node(up(proj(x)) + finer)``, ``up`` per channel (bilinear at start)."""
+    x = _deform_conv(x, filters, name.replace("{}", "proj"))
+    if factor > 1:
+        x = DepthwiseConv2DTranspose(2 * factor, factor, factor // 2, name=name.replace("{}", "up"))(x)
+    x = layers.Add(name=name.replace("{}", "add"))([x, finer])
+    return _deform_conv(x, filters, name.replace("{}", "node"))
+
+
+@register_neck("dla_up_dcn")
+def dla_up_dcn(pyramid: Mapping[str, keras.KerasTensor]) -> list[keras.KerasTensor]:
+    """The deformable DLA-34's upsampling (``pose_dla_dcn.py``, ``--arch dla_34``), not ``dlav0``'s: every
+    projection and node is a ``DeformConv`` (DCNv2 3x3 + BN + ReLU) and nodes *add* the upsampled coarser map to
+    the finer one instead of concatenating. ``DLAUp`` runs three stages from stride 16 down to stride 4, each
+    folding every coarser level into the finer one; an extra ``IDAUp`` then merges the stages' last outputs at
+    strides 4, 8 and 16 into the stride-4 map the heads read. Layer names are the original module paths.
+    """
+    by_stride = features_by_stride(pyramid)
+    strides = [4, 8, 16, 32]
+    missing = [s for s in strides if s not in by_stride]
+    if missing:
+        raise ValueError(f"the dla_up_dcn neck needs backbone features at strides {strides}; missing {missing}")
+    levels = [by_stride[s] for s in strides]
+    channels = [int(x.shape[-1]) for x in levels]
+    scales = [1, 2, 4, 8]
+    outputs = [levels[-1]]
+    for stage in range(len(levels) - 1):
+        first = len(levels) - stage - 2
+        for k in range(first + 1, len(levels)):
+            name = f"dla_up.ida_{stage}.{{}}_{k - first}"
+            levels[k] = _ida_step(levels[k], levels[k - 1], channels[first], scales[k] // scales[first], name)
+        scales[first + 1:] = [scales[first]] * (len(scales) - first - 1)
+        outputs.insert(0, levels[-1])
+    merged = outputs[:3]  # strides 4, 8, 16 (``last_level`` 5 of the original)
+    for k in range(1, len(merged)):
+        merged[k] = _ida_step(merged[k], merged[k - 1], channels[0], 2 ** k, f"ida_up.{{}}_{k}")
+    return [merged[-1]]
+

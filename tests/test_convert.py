@@ -15,7 +15,7 @@ from centernet_tf.model import load_centernet
 
 torch = pytest.importorskip("torch", reason='the conversion tests need PyTorch: pip install -e ".[pretrained]"')
 from tests.torch_reference import (  # noqa: E402
-    DLASeg, HourglassNet, PoseResDCN, PoseResNet, fill_randomly, original_preprocess,
+    DLASeg, DLASegDCN, HourglassNet, PoseResDCN, PoseResNet, fill_randomly, original_preprocess,
 )
 
 REPO = Path(__file__).resolve().parents[1]
@@ -27,12 +27,15 @@ ORIGINAL_PARAMETER_COUNTS = {
     # (weight, bias, 27-channel offset branch), two BatchNorms and a dense ConvTranspose2d: 2,353,947 + 619,931
     # + 170,715; heads 42,128 + 2 x 37,058.
     "resdcn_18": 14_437_349, "resdcn_101": 49_673_189,
+    # pose_dla_dcn.py: the same DLA-34 base (with its ImageNet classifier) as dlav0_34, deformable DLAUp and IDAUp.
+    "dla_34": 20_188_892,
 }
 #: Of those, parameters no output depends on, which the Keras models leave out: DLA-34's ImageNet classifier
 #: (512 x 1000 + 1000) and the projections of its two-level trees (levels 3 and 4), recomputed by their subtrees.
-UNUSED_PARAMETERS = {"dlav0_34": 513_000 + 41_728}
+UNUSED_PARAMETERS = {"dlav0_34": 513_000 + 41_728, "dla_34": 513_000 + 41_728}
 TWINS = {"res_18": lambda classes: PoseResNet(18, classes), "res_101": lambda classes: PoseResNet(101, classes),
          "resdcn_18": lambda classes: PoseResDCN(18, classes), "resdcn_101": lambda classes: PoseResDCN(101, classes),
+         "dla_34": lambda classes: DLASegDCN(classes),
          "dlav0_34": lambda classes: DLASeg(classes), "hourglass": lambda classes: HourglassNet(classes)}
 
 
@@ -48,7 +51,7 @@ def test_parameter_counts_equal_the_original_code(arch: str) -> None:
     assert model.class_names[0] == "person" and len(model.class_names) == 80
 
 
-@pytest.mark.parametrize("arch", ["res_18", "dlav0_34", "resdcn_18"])
+@pytest.mark.parametrize("arch", ["res_18", "dlav0_34", "resdcn_18", "dla_34"])
 def test_pytorch_twins_have_the_original_counts_and_unused_parameters(arch: str) -> None:
     """The reference twins are the original layout (same counts, so the comparisons below mean something), and
     the parameters the Keras models leave out are exactly those of the modules named unused."""
@@ -97,7 +100,7 @@ def _deform_strongly(network: torch.nn.Module, seed: int = 0) -> torch.nn.Module
 
 
 @pytest.mark.parametrize("arch, atol", [("res_18", 1e-4), ("res_101", 1e-3), ("dlav0_34", 1e-4), ("hourglass", 1e-3),
-                                        ("resdcn_18", 1e-4), ("resdcn_101", 1e-3)])
+                                        ("resdcn_18", 1e-4), ("resdcn_101", 1e-3), ("dla_34", 1e-4)])
 def test_converted_checkpoint_gives_the_original_outputs(tmp_path: Path, arch: str, atol: float) -> None:
     network = _deform_strongly(fill_randomly(TWINS[arch](5), seed=len(arch)))
     path = _save_original_checkpoint(network, tmp_path / f"ctdet_{arch}.pth")
@@ -161,12 +164,10 @@ def test_checkpoints_that_do_not_fit_are_errors_naming_the_keys(tmp_path: Path) 
     with pytest.raises(ValueError, match=r"hm\.2\.weight -> heatmap: checkpoint \(3, 64, 1, 1\)"):
         convert.model_from_state_dict(state, "res_18", num_classes=80, input_size=(64, 64))
 
-    with pytest.raises(ValueError, match=r"arch 'dla_34' \(deformable DLA-34, e.g. ctdet_coco_dla_2x.pth\) is not built"):
-        convert.model_from_state_dict(state, "dla_34")
     dcn = {**state, "deconv_layers.0.conv_offset_mask.weight": np.zeros((27, 512, 3, 3), np.float32)}
     with pytest.raises(ValueError, match=r"deformable-convolution \(DCNv2\) tensors \(deconv_layers\.0\.conv_"):
         convert.model_from_state_dict(dcn, "res_18")
-    with pytest.raises(ValueError, match=r"unknown arch 'vgg_16'; archs that convert: dlav0_34, hourglass, res_101, res_18"):
+    with pytest.raises(ValueError, match=r"unknown arch 'vgg_16'; archs that convert: dla_34, dlav0_34, hourglass, res_101, res_18"):
         convert.model_from_state_dict(state, "vgg_16")
     with pytest.raises(FileNotFoundError, match="checkpoint not found"):
         load_official_checkpoint(tmp_path / "missing.pth", "res_18")

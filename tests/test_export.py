@@ -15,6 +15,7 @@ import tensorflow as tf
 from PIL import Image
 
 from centernet_tf.data.sources import DatasetIndex, load_voc
+from centernet_tf.deformable import DeformableConv2D
 from centernet_tf.evaluation import predict_detections
 from centernet_tf.export import export_saved_model, export_tflite, write_label_files
 from centernet_tf.inference import Detections, KerasDetector, SavedModelDetector, TFLiteDetector, tflite_interpreter
@@ -279,6 +280,8 @@ def _tiny_hourglass(image: keras.KerasTensor, weights: str | None) -> dict:
     ("dla34", "ida_up", (64, 96)),
     ("resnet18", "deconv3_256", (64, 96)),
     ("hourglass_tiny_test", "identity", (64, 96)),
+    ("dla34", "dla_up_dcn", (64, 96)),  # the deformable archs: dla_34, resdcn_*
+    ("resnet18", "dcn_deconv3", (64, 96)),
 ])
 def test_original_archs_export_with_parity(tmp_path: Path, backbone: str, neck: str, size: tuple[int, int]) -> None:
     """Every original-arch part exports: SavedModel (any size) and TFLite fp32 give Keras' detections, int8 runs
@@ -291,6 +294,11 @@ def test_original_archs_export_with_parity(tmp_path: Path, backbone: str, neck: 
                           decoder={"score_threshold": 0.0, "max_detections": 20})
     kernel, bias = net.head_output_layers["heatmap"].get_weights()
     net.head_output_layers["heatmap"].set_weights([kernel * 40.0, bias])  # spread the scores, as training does
+    rng = np.random.default_rng(0)
+    for layer in net.layers:  # deformable convolutions with real offsets (a new layer's are all zero)
+        if isinstance(layer, DeformableConv2D):
+            kernel, bias = layer.conv_offset_mask.get_weights()
+            layer.conv_offset_mask.set_weights([rng.normal(0, 0.05, kernel.shape), rng.normal(0, 1.5, bias.shape)])
     keras_detector = KerasDetector(net)
     image = _image(7, (90, 130))
     expected = keras_detector.detect(image)

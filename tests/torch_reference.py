@@ -334,6 +334,77 @@ class DLASeg(nn.Module):
         return [{head: getattr(self, head)(x) for head in self.heads}]
 
 
+class DeformConv(nn.Module):
+    """``pose_dla_dcn.py``'s DeformConv: ``conv`` (DCN 3x3) then ``actf`` (BatchNorm2d, ReLU)."""
+
+    def __init__(self, chi: int, cho: int) -> None:
+        super().__init__()
+        self.actf = nn.Sequential(nn.BatchNorm2d(cho, momentum=BN_MOMENTUM), nn.ReLU(inplace=True))
+        self.conv = DCN(chi, cho)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.actf(self.conv(x))
+
+
+class IDAUpDCN(nn.Module):
+    """The deformable IDAUp: for each level after the first, ``node(up(proj(level)) + previous level)``, in place."""
+
+    def __init__(self, out_dim: int, channels: list[int], up_factors: list[int]) -> None:
+        super().__init__()
+        for i in range(1, len(channels)):
+            factor = int(up_factors[i])
+            setattr(self, f"proj_{i}", DeformConv(channels[i], out_dim))
+            setattr(self, f"up_{i}", nn.ConvTranspose2d(out_dim, out_dim, factor * 2, stride=factor,
+                                                        padding=factor // 2, groups=out_dim, bias=False))
+            setattr(self, f"node_{i}", DeformConv(out_dim, out_dim))
+
+    def forward(self, layers: list[torch.Tensor], start: int, end: int) -> None:
+        for i in range(start + 1, end):
+            x = getattr(self, f"up_{i - start}")(getattr(self, f"proj_{i - start}")(layers[i]))
+            layers[i] = getattr(self, f"node_{i - start}")(x + layers[i - 1])
+
+
+class DLAUpDCN(nn.Module):
+    def __init__(self, channels: list[int], scales: list[int]) -> None:
+        super().__init__()
+        in_channels, scales = list(channels), list(scales)
+        for i in range(len(channels) - 1):
+            j = -i - 2
+            setattr(self, f"ida_{i}", IDAUpDCN(channels[j], in_channels[j:], [s // scales[j] for s in scales[j:]]))
+            scales[j + 1:] = [scales[j]] * len(scales[j + 1:])
+            in_channels[j + 1:] = [channels[j]] * len(in_channels[j + 1:])
+        self.count = len(channels)
+
+    def forward(self, layers: list[torch.Tensor], first_level: int) -> list[torch.Tensor]:
+        layers = list(layers)
+        out = [layers[-1]]
+        for i in range(len(layers) - first_level - 1):
+            getattr(self, f"ida_{i}")(layers, len(layers) - i - 2, len(layers))
+            out.insert(0, layers[-1])
+        return out
+
+
+class DLASegDCN(nn.Module):
+    """``pose_dla_dcn.py`` with ``dla34`` (``--arch dla_34``): DLA-34, the deformable DLAUp from stride 4, an
+    IDAUp over its outputs up to ``last_level`` 5, heads with ``head_conv`` 256."""
+
+    def __init__(self, num_classes: int, head_conv: int = 256) -> None:
+        super().__init__()
+        self.base = DLA34()
+        channels = list(DLA34.CHANNELS)
+        self.dla_up = DLAUpDCN(channels[2:], [2**i for i in range(4)])
+        self.ida_up = IDAUpDCN(channels[2], channels[2:5], [1, 2, 4])
+        self.heads = {"hm": num_classes, **REGRESSION_HEADS}
+        for head, classes in self.heads.items():
+            setattr(self, head, _head(channels[2], head_conv, classes))
+
+    def forward(self, x: torch.Tensor) -> list[dict[str, torch.Tensor]]:
+        x = self.dla_up(self.base(x), first_level=2)
+        y = [x[i].clone() for i in range(3)]
+        self.ida_up(y, 0, len(y))
+        return [{head: getattr(self, head)(y[-1]) for head in self.heads}]
+
+
 class HGConvolution(nn.Module):
     """``large_hourglass.py``'s ``convolution``: conv (bias only without BN) + BN + ReLU."""
 
