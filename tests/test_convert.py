@@ -117,12 +117,13 @@ def test_converted_checkpoint_gives_the_original_outputs(tmp_path: Path, arch: s
         assert float(offsets.abs().median()) > 1.0 and float((masks - 0.5).abs().median()) > 0.2
 
 
-def test_conversion_cli_writes_a_keras_file_that_predicts(tmp_path: Path) -> None:
-    network = fill_randomly(PoseResNet(18, num_classes=80), seed=1)
-    path = _save_original_checkpoint(network, tmp_path / "ctdet_coco_res18.pth")
-    output = tmp_path / "res18.keras"
+@pytest.mark.parametrize("arch", ["res_18", "dla_34"])
+def test_conversion_cli_writes_a_keras_file_that_predicts(tmp_path: Path, arch: str) -> None:
+    network = _deform_strongly(fill_randomly(TWINS[arch](80), seed=1))
+    path = _save_original_checkpoint(network, tmp_path / f"ctdet_coco_{arch}.pth")
+    output = tmp_path / f"{arch}.keras"
     done = subprocess.run(
-        [sys.executable, "-m", "centernet_tf.convert", str(path), "--arch", "res_18", "--output", str(output),
+        [sys.executable, "-m", "centernet_tf.convert", str(path), "--arch", arch, "--output", str(output),
          "--input-size", "64", "96"],
         cwd=REPO, capture_output=True, text=True, timeout=300,
     )
