@@ -32,6 +32,12 @@ class ModelConfig:
     head_conv: int = 64
     #: Heads as Conv3x3 + BN + ReLU + Conv1x1 (true) or the original code's Conv3x3 with bias + ReLU + Conv1x1.
     head_batch_norm: bool = True
+    #: Fine-tune from a published model: an original CenterNet .pth (init_arch: its --arch, init_dataset: coco or
+    #: pascal) or a .keras file. Every tensor that fits this model is loaded, the heatmap channels of classes
+    #: with the same name are taken over (the rest start afresh), and the input normalisation is the checkpoint's.
+    init_from: str | None = None
+    init_arch: str | None = None
+    init_dataset: str = "coco"
 
 
 @dataclass
@@ -395,6 +401,10 @@ def validate(config: Config) -> None:
         raise ConfigError(f"eval.scale_merge must be soft_nms or nms, got {config.eval.scale_merge!r}")
     if not config.eval.test_scales:
         raise ConfigError("eval.test_scales must list at least one zoom factor, e.g. [1.0]")
+    if config.model.init_from and str(config.model.init_from).endswith(".pth") and not config.model.init_arch:
+        raise ConfigError("model.init_from is an original .pth: set model.init_arch to its --arch (e.g. dla_34)")
+    if config.model.init_dataset not in ("coco", "pascal"):
+        raise ConfigError(f"model.init_dataset must be coco or pascal, got {config.model.init_dataset!r}")
     if config.data.voc_match_images_by not in ("stem", "filename"):
         raise ConfigError(f"data.voc_match_images_by must be stem or filename, got {config.data.voc_match_images_by!r}")
     if config.eval.best_metric not in ("mAP", "mAP50", "mAP75"):

@@ -25,6 +25,7 @@ from centernet_tf.decode import CenterNetDecoder
 from centernet_tf.ema import WeightAverage
 from centernet_tf.files import atomic_write, save_keras
 from centernet_tf.evaluation import coco_ground_truth, coco_metrics, predict_detections, voc_metrics
+from centernet_tf.init_from import image_normalization, load_init_source, transfer_weights
 from centernet_tf.losses import CenterNetLoss
 from centernet_tf.model import CenterNet, build_centernet, decoder_for
 from centernet_tf.time_budget import apply_time_budget
@@ -244,7 +245,8 @@ def float32_model(config: Config, model: CenterNet) -> CenterNet:
 def model_from_config(config: Config, class_names: list[str], synchronized_batch_norm: bool = False) -> CenterNet:
     """The config's CenterNet; class names, decoder settings and loss weights are saved with it."""
     m = config.model
-    return build_centernet(
+    source = load_init_source(m.init_from, m.init_arch, m.init_dataset) if m.init_from else None
+    model = build_centernet(
         len(class_names),
         backbone=m.backbone,
         input_shape=(m.input_size[0], m.input_size[1], 3),
@@ -255,8 +257,12 @@ def model_from_config(config: Config, class_names: list[str], synchronized_batch
         class_names=class_names,
         decoder=decoder_settings(config),
         loss=loss_from_config(config.loss),
+        normalization=image_normalization(source) if source is not None else None,
         synchronized_batch_norm=synchronized_batch_norm,
     )
+    if source is not None:
+        transfer_weights(source, model)
+    return model
 
 
 def run_training(config: Config, run_dir: str | Path | None = None, verbose: int | str = "auto") -> dict[str, Any]:
