@@ -27,7 +27,8 @@ class ModelConfig:
     #: How backbone features reach the heads: "deconv3" (the paper's three upsampling blocks, for ResNets and
     #: other stride-32 backbones), "deconv3_256" (the original code's, 256 filters each), "fpn" (top-down with
     #: the backbone's stride 16/8/4 features added: small objects, mobile backbones), "ida_up" (DLA-34's
-    #: iterative aggregation) or "identity" (backbones that upsample themselves: hourglass104, one map per stack).
+    #: iterative aggregation, the original dlav0), "dla_up_dcn" / "dcn_deconv3" (the paper's deformable DLA-34
+    #: and ResDCN upsampling) or "identity" (backbones that upsample themselves: hourglass104, one map per stack).
     neck: str = "deconv3"
     head_conv: int = 64
     #: Heads as Conv3x3 + BN + ReLU + Conv1x1 (true) or the original code's Conv3x3 with bias + ReLU + Conv1x1.
