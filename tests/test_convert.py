@@ -26,7 +26,7 @@ ORIGINAL_PARAMETER_COUNTS = {
     # resnet_dcn.py, counted by hand: ResNet-18 without its classifier 11,176,512; per upsampling block a DCN
     # (weight, bias, 27-channel offset branch), two BatchNorms and a dense ConvTranspose2d: 2,353,947 + 619,931
     # + 170,715; heads 42,128 + 2 x 37,058.
-    "resdcn_18": 14_437_349, "resdcn_101": 49_673_189,
+    "resdcn_18": 14_437_349, "resdcn_34": 24_545_509, "resdcn_50": 30_681_061, "resdcn_101": 49_673_189,
     # pose_dla_dcn.py: the same DLA-34 base (with its ImageNet classifier) as dlav0_34, deformable DLAUp and IDAUp.
     "dla_34": 20_188_892,
 }
@@ -35,6 +35,7 @@ ORIGINAL_PARAMETER_COUNTS = {
 UNUSED_PARAMETERS = {"dlav0_34": 513_000 + 41_728, "dla_34": 513_000 + 41_728}
 TWINS = {"res_18": lambda classes: PoseResNet(18, classes), "res_101": lambda classes: PoseResNet(101, classes),
          "resdcn_18": lambda classes: PoseResDCN(18, classes), "resdcn_101": lambda classes: PoseResDCN(101, classes),
+         "resdcn_34": lambda classes: PoseResDCN(34, classes), "resdcn_50": lambda classes: PoseResDCN(50, classes),
          "dla_34": lambda classes: DLASegDCN(classes),
          "dlav0_34": lambda classes: DLASeg(classes), "hourglass": lambda classes: HourglassNet(classes)}
 
@@ -100,7 +101,8 @@ def _deform_strongly(network: torch.nn.Module, seed: int = 0) -> torch.nn.Module
 
 
 @pytest.mark.parametrize("arch, atol", [("res_18", 1e-4), ("res_101", 1e-3), ("dlav0_34", 1e-4), ("hourglass", 1e-3),
-                                        ("resdcn_18", 1e-4), ("resdcn_101", 1e-3), ("dla_34", 1e-4)])
+                                        ("resdcn_18", 1e-4), ("resdcn_34", 1e-4), ("resdcn_50", 1e-3),
+                                        ("resdcn_101", 1e-3), ("dla_34", 1e-4)])
 def test_converted_checkpoint_gives_the_original_outputs(tmp_path: Path, arch: str, atol: float) -> None:
     network = _deform_strongly(fill_randomly(TWINS[arch](5), seed=len(arch)))
     path = _save_original_checkpoint(network, tmp_path / f"ctdet_{arch}.pth")
