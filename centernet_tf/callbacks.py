@@ -168,8 +168,8 @@ class CocoEvaluation(keras.callbacks.Callback):
         self.curve: list[dict[str, float]] = []
 
     def on_train_begin(self, logs: dict[str, Any] | None = None) -> None:
-        if self.best_record.exists():
-            self.best = float(json.loads(self.best_record.read_text())[self.monitor])
+        if self.best_record.exists():  # a resumed run: the value to beat (unless it was kept for another metric)
+            self.best = float(json.loads(self.best_record.read_text()).get(self.monitor, -math.inf))
         if self.curve_path.exists():
             self.curve = json.loads(self.curve_path.read_text())
 

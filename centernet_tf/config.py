@@ -313,7 +313,10 @@ class Interval(typing.NamedTuple):
     high_closed: bool = True
 
     def __contains__(self, value: object) -> bool:
-        v = float(value)  # type: ignore[arg-type]
+        try:
+            v = float(value)  # type: ignore[arg-type]
+        except OverflowError:  # an integer beyond any float
+            return False
         if not math.isfinite(v):
             return False
         above = self.low is None or (v >= self.low if self.low_closed else v > self.low)
@@ -342,7 +345,7 @@ NUMBER_RANGES: dict[str, Interval] = {
     "train.lr_decay_epochs": AT_LEAST_1, "train.lr_decay_factor": Interval(0, 1, False, True),
     "train.freeze_backbone_epochs": AT_LEAST_0, "train.fine_tune_learning_rate": POSITIVE,
     "train.ema_momentum": PROBABILITY_OPEN, "train.gradient_clip_norm": POSITIVE, "train.steps_per_epoch": AT_LEAST_1,
-    "train.seed": AT_LEAST_0,
+    "train.seed": Interval(0, 2**32 - 1),
     "eval.max_detections": AT_LEAST_1, "eval.score_threshold": Interval(0, 1, True, False),
     "eval.nms_iou_threshold": Interval(0, 1, False, True), "eval.test_scales": POSITIVE, "eval.batch_size": AT_LEAST_1,
     "eval.every_n_epochs": AT_LEAST_0,

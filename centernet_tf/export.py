@@ -117,7 +117,11 @@ def export_saved_model(
         if output_dir.exists():
             old = output_dir.with_name(f".{output_dir.name}.old-{os.getpid()}")
             os.replace(output_dir, old)
-            os.replace(partial, output_dir)
+            try:
+                os.replace(partial, output_dir)
+            except OSError:
+                os.replace(old, output_dir)  # the previous SavedModel back in its place
+                raise
             shutil.rmtree(old, ignore_errors=True)
         else:
             os.replace(partial, output_dir)

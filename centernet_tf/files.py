@@ -16,14 +16,16 @@ from pathlib import Path
 
 @contextlib.contextmanager
 def atomic_path(path: str | Path) -> Iterator[Path]:
-    """A temporary path beside ``path`` (same folder and suffix, so writers that check the suffix accept it)
+    """A temporary path beside ``path`` (same folder and suffixes, so writers that check them accept it)
     that replaces ``path`` when the block ends without an error, and is removed when it does not.
 
     An ``OSError`` (full disk, read-only folder) is raised again naming ``path``, as one clear line.
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    partial = path.with_name(f".{path.stem}.partial-{os.getpid()}{path.suffix}")
+    # Every suffix kept (".frozen.partial-7.weights.h5"): Keras checks the whole ending, not only the last one.
+    base, dot, rest = path.name.partition(".")
+    partial = path.with_name(f".{base}.partial-{os.getpid()}{dot}{rest}")
     try:
         yield partial
         os.replace(partial, path)
@@ -58,12 +60,12 @@ def same_file(a: str | Path, b: str | Path) -> bool:
 
 
 def refuse_overwriting(outputs: Iterable[str | Path], inputs: Iterable[str | Path], option: str) -> None:
-    """``ValueError`` naming the first of ``outputs`` that is one of ``inputs`` (checked before anything is
-    written, so a refused command leaves every file as it was)."""
+    """``ValueError`` naming the first of ``outputs`` that is one of ``inputs`` or a folder holding one (checked
+    before anything is written, so a refused command leaves every file as it was)."""
     inputs = [Path(p) for p in inputs]
     for output in outputs:
         for source in inputs:
-            if same_file(output, source):
+            if same_file(output, source) or Path(output).resolve() in Path(source).resolve().parents:
                 raise ValueError(
                     f"{option} {output} would overwrite the input {source}: choose another {option}"
                 )

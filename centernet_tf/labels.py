@@ -77,12 +77,15 @@ def labels_from_metadata(flatbuffer: bytes) -> list[str] | None:
     """The class names :func:`with_labels_metadata` stored in a TFLite file, if it has them."""
     from tensorflow.lite.python import schema_py_generated as schema
 
-    model = schema.Model.GetRootAs(flatbuffer, 0)
-    for i in range(model.MetadataLength()):
-        entry = model.Metadata(i)
-        if entry.Name() in (LABELS_METADATA.encode(), LABELS_METADATA):
-            data = model.Buffers(entry.Buffer()).DataAsNumpy()
-            return [line for line in bytes(data).decode("utf-8").splitlines() if line]
+    try:
+        model = schema.Model.GetRootAs(flatbuffer, 0)
+        for i in range(model.MetadataLength()):
+            entry = model.Metadata(i)
+            if entry.Name() in (LABELS_METADATA.encode(), LABELS_METADATA):
+                data = model.Buffers(entry.Buffer()).DataAsNumpy()
+                return [line for line in bytes(data).decode("utf-8").splitlines() if line]
+    except Exception:  # not a TFLite flatbuffer (or a damaged one): no names inside; loading it will say why  # noqa: BLE001
+        return None
     return None
 
 
@@ -92,9 +95,9 @@ def _pbtxt_string(text: str) -> str:
 
 
 def class_names_for(path: str | Path) -> list[str] | None:
-    """A model file's class names from beside or inside it: ``<stem>.labels.txt`` (its own, written by
-    ``export.py``), the names inside a ``.tflite`` file, the ``labels.txt`` in a SavedModel directory, or last
-    the folder's shared ``labels.txt``."""
+    """A model file's class names from inside or beside it: the names inside a ``.tflite`` file (they travel with
+    it), its own ``<stem>.labels.txt`` (written by ``export.py``), the ``labels.txt`` in a SavedModel directory,
+    or last the folder's shared ``labels.txt``."""
     path = Path(path)
     if path.is_dir():
         candidates = [path / "labels.txt"]

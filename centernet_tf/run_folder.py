@@ -7,12 +7,15 @@ refused with one line that says what to do.
 
 from __future__ import annotations
 
+import logging
 import os
 import shutil
 from pathlib import Path
 from typing import Any
 
 import yaml
+
+from centernet_tf.config import Config
 
 #: Config keys that may change between a run and its resume: where the data and outputs are, how the data is
 #: checked, how evaluation decodes. Everything else decides the weights a backup holds.
@@ -23,17 +26,30 @@ RESUME_MAY_DIFFER = (
     "data.tfds_cache_dir", "data.tfds_download", "data.image_check", "data.check_workers", "data.test_split",
 )
 LOCK_FILE = ".lock"
-#: What marks a folder as a run folder (written by a training as it starts or runs): a training writes only into
-#: an empty folder or one of these, never among a user's own files (their photos, their commented config).
-RUN_MARKERS = (LOCK_FILE, "results.csv", "metrics.json", "model.keras", "backup", "time_budget.json")
+logger = logging.getLogger(__name__)
+
+
+def _written_by_a_run(config_file: Path) -> bool:
+    """Whether ``config.yaml`` is a run's full dump (nearly every setting listed), not a user's own short config."""
+    try:
+        values = yaml.safe_load(config_file.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, yaml.YAMLError):
+        return False
+    if not isinstance(values, dict):
+        return False
+    defaults = _flat(Config().to_dict())
+    return len(set(_flat(values)) & set(defaults)) >= 0.9 * len(defaults)
 
 
 def check_run_folder(run_dir: Path) -> None:
     """``ValueError`` when ``run_dir`` holds files but is not a run folder: the run would write ``config.yaml``,
-    ``labels.txt``, ``model.keras``... among them, over any of the same name."""
-    if not run_dir.is_dir() or any((run_dir / marker).exists() for marker in RUN_MARKERS):
+    ``labels.txt``, ``model.keras``... among them, over any of the same name. A run folder holds the lock file, or
+    a ``config.yaml`` a run wrote (every setting listed); hidden files (``.DS_Store``) do not count."""
+    if not run_dir.is_dir() or (run_dir / LOCK_FILE).exists():
         return
-    others = sorted(p.name for p in run_dir.iterdir())
+    if (run_dir / "config.yaml").is_file() and _written_by_a_run(run_dir / "config.yaml"):
+        return
+    others = sorted(p.name for p in run_dir.iterdir() if not p.name.startswith("."))
     if others:
         raise ValueError(
             f"{run_dir} is not empty and is not a run folder ({', '.join(others[:3])}"
@@ -66,6 +82,9 @@ class RunFolderLock:
                 f"run folder {self.path.parent} is in use by another training ({holder}): wait for it to end, "
                 "or choose another --run-dir"
             ) from None
+        except OSError as error:  # a file system without locks (some network and bucket mounts)
+            logger.warning("Could not lock %s (%s): the run folder is used without a lock", self.path, error)
+            return self
         self._file.seek(0)
         self._file.truncate()
         self._file.write(f"pid {os.getpid()}")
@@ -104,9 +123,11 @@ def check_resume_config(run_dir: Path, config: dict[str, Any]) -> None:
     if not found or not saved_path.is_file():
         return
     try:
-        saved = _flat(yaml.safe_load(saved_path.read_text()) or {})
+        loaded = yaml.safe_load(saved_path.read_text()) or {}
     except yaml.YAMLError:
-        saved = {}
+        loaded = {}
+    # A key the saved config lacks (written by an older version) had its default then.
+    saved = {**_flat(Config().to_dict()), **_flat(loaded if isinstance(loaded, dict) else {})}
     now = _flat(config)
     changed = sorted(key for key in set(saved) | set(now) if saved.get(key) != now.get(key) and not _may_differ(key))
     if changed:
@@ -136,3 +157,13 @@ def remove_partials(run_dir: Path) -> None:
             shutil.rmtree(path, ignore_errors=True)
         else:
             path.unlink(missing_ok=True)
+
+
+def forget_finished_run(run_dir: Path) -> None:
+    """A run started afresh in a finished run's folder (no backup to resume) must not inherit its records: the best
+    value to beat, the learning curve, the epochs its time budget chose."""
+    if backups(run_dir):
+        return
+    for name in ("best_model.json", "eval_curve.json", "time_budget.json"):
+        (run_dir / name).unlink(missing_ok=True)
+

@@ -19,6 +19,7 @@ from typing import Any
 import keras
 
 from centernet_tf.config import Config
+from centernet_tf.files import atomic_write
 from centernet_tf.transfer import set_backbone_trainable
 
 logger = logging.getLogger(__name__)
@@ -74,7 +75,7 @@ def apply_time_budget(config: Config, model: keras.Model, train_ds: Any, steps_p
         epochs = epochs_for_budget(budget, seconds, steps_per_epoch, min_epochs)
         choice = {"budget_minutes": budget, "step_seconds": round(seconds, 4), "steps_per_epoch": steps_per_epoch,
                   "epochs": epochs}
-        saved.write_text(json.dumps(choice, indent=2))
+        atomic_write(saved, json.dumps(choice, indent=2))
         logger.info(
             "Time budget %.0f min: %.2f s per step x %d steps per epoch -> %d epochs (train.epochs %d ignored)",
             budget, seconds, steps_per_epoch, epochs, config.train.epochs,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import math
@@ -23,14 +24,16 @@ from centernet_tf.data.loaders import load_split
 from centernet_tf.data.sources import DatasetIndex
 from centernet_tf.decode import CenterNetDecoder
 from centernet_tf.ema import WeightAverage
-from centernet_tf.files import atomic_write, save_keras
+from centernet_tf.files import atomic_path, atomic_write, save_keras
 from centernet_tf.evaluation import coco_ground_truth, coco_metrics, predict_detections, voc_metrics
 from centernet_tf.init_from import image_normalization, load_init_source, transfer_weights
 from centernet_tf.losses import CenterNetLoss
 from centernet_tf.model import CenterNet, build_centernet, decoder_for
 from centernet_tf.time_budget import apply_time_budget
 from centernet_tf.precision import DTYPE_POLICIES, dtype_policy, resolve_mixed_precision
-from centernet_tf.run_folder import RunFolderLock, check_resume_config, check_run_folder, remove_backups, remove_partials
+from centernet_tf.run_folder import (
+    RunFolderLock, check_resume_config, check_run_folder, forget_finished_run, remove_backups, remove_partials,
+)
 from centernet_tf.run_pictures import write_data_pictures, write_evaluation_plots
 from centernet_tf.schedules import fine_tune_learning_rate, learning_rate_schedule, peak_learning_rate
 from centernet_tf.train_data import augmentation_from_config, require_a_batch, train_dataset_from_config  # noqa: F401
@@ -224,11 +227,10 @@ def fit_phases(
         model._initial_epoch = None  # set by BackupAndRestore; the next phase must not inherit it
         if not last:
             # Weights first, then drop the backup: a kill in between still finds one of the two.
-            model.save_weights(done)
+            with atomic_path(done) as partial:
+                model.save_weights(partial)
             shutil.rmtree(backup, ignore_errors=True)
-    for phase in phases[:-1]:
-        (run_dir / f"{phase.name}.weights.h5").unlink(missing_ok=True)
-    return evaluation, history
+    return evaluation, history  # the finished phases' weights go with the backups (run_folder.remove_backups)
 
 
 def float32_model(config: Config, model: CenterNet) -> CenterNet:
@@ -236,16 +238,23 @@ def float32_model(config: Config, model: CenterNet) -> CenterNet:
     ``.keras`` file, its exports and TFLite run in float32 whatever precision trained it."""
     if model.dtype_policy.name == "float32":
         return model
+    plain = dataclasses.replace(config, model=dataclasses.replace(config.model, init_from=None))  # weights follow
     with dtype_policy("float32"):
-        twin = model_from_config(config, list(model.class_names or []))
+        twin = model_from_config(plain, list(model.class_names or []), normalization=image_normalization(model))
     twin.set_weights(model.get_weights())
     return twin
 
 
-def model_from_config(config: Config, class_names: list[str], synchronized_batch_norm: bool = False) -> CenterNet:
-    """The config's CenterNet; class names, decoder settings and loss weights are saved with it."""
+def model_from_config(
+    config: Config, class_names: list[str], synchronized_batch_norm: bool = False,
+    normalization: dict[str, Any] | None = None,
+) -> CenterNet:
+    """The config's CenterNet; class names, decoder settings and loss weights are saved with it.
+    ``normalization`` replaces the input normalisation (default: the backbone's, or ``model.init_from``'s)."""
     m = config.model
     source = load_init_source(m.init_from, m.init_arch, m.init_dataset) if m.init_from else None
+    if normalization is None and source is not None:
+        normalization = image_normalization(source)
     model = build_centernet(
         len(class_names),
         backbone=m.backbone,
@@ -257,7 +266,7 @@ def model_from_config(config: Config, class_names: list[str], synchronized_batch
         class_names=class_names,
         decoder=decoder_settings(config),
         loss=loss_from_config(config.loss),
-        normalization=image_normalization(source) if source is not None else None,
+        normalization=normalization,
         synchronized_batch_norm=synchronized_batch_norm,
     )
     if source is not None:
@@ -285,7 +294,7 @@ def run_training(config: Config, run_dir: str | Path | None = None, verbose: int
     scratch = Path(tempfile.mkdtemp(prefix=f"{run_dir.name}_worker{strategy.cluster_resolver.task_id}_"))
     try:
         if run_dir.is_dir():
-            shutil.copytree(run_dir, scratch, dirs_exist_ok=True, ignore=shutil.ignore_patterns("logs", "*.keras", "*.png"))
+            shutil.copytree(run_dir, scratch, dirs_exist_ok=True, ignore=shutil.ignore_patterns("logs", "*.keras", "*.png", ".lock", ".*.partial-*"))
         metrics = _run_training(config, scratch, strategy, verbose=0)
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
@@ -300,6 +309,7 @@ def _run_training(config: Config, run_dir: Path, strategy: tf.distribute.Strateg
     with RunFolderLock(run_dir):
         check_resume_config(run_dir, config.to_dict())
         remove_partials(run_dir)
+        forget_finished_run(run_dir)
         metrics = _train_in_folder(config, run_dir, strategy, verbose)
         remove_backups(run_dir)  # only now: model.keras and metrics.json are complete
     return metrics

@@ -8,6 +8,7 @@ experiment.
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import subprocess
 import sys
@@ -171,7 +172,7 @@ def test_a_kill_while_model_keras_is_written_keeps_the_backup_and_the_rerun_fini
     from centernet_tf import training
 
     run = tmp_path / "run"
-    config = _tiny_config(tmp_path)
+    config = _tiny_config(tmp_path, **{"train.freeze_backbone_epochs": "1"})  # two phases: a finished phase's weights too
 
     class Killed(BaseException):
         """Stands in for SIGKILL: no ``except Exception`` or clean-up of ours runs."""
@@ -187,12 +188,15 @@ def test_a_kill_while_model_keras_is_written_keeps_the_backup_and_the_rerun_fini
         training.run_training(config, run, verbose=0)
     assert not (run / "model.keras").exists()
     assert (run / "backup" / "training_metadata.json").is_file(), "the backup must outlive an unfinished save"
+    assert (run / "frozen_backbone.weights.h5").is_file(), "and so must the finished phase's weights"
     assert not (run / "metrics.json").exists()
+    curve = json.loads((run / "eval_curve.json").read_text())
 
     monkeypatch.undo()
     metrics = training.run_training(config, run, verbose=0)
     assert list(keras.models.load_model(run / "model.keras").class_names) == ["circle", "square", "triangle"]
     assert metrics["class_names"] == ["circle", "square", "triangle"] and not (run / "backup").exists()
+    assert not list(run.glob("*.weights.h5")) and metrics["eval_curve"] == curve  # the metrics of that last epoch
     assert not list(run.glob(".*partial*")), "the killed run's partial file is cleaned up"
     epochs = [line.split(",")[0] for line in (run / "results.csv").read_text().splitlines()[1:]]
     assert epochs == ["0", "1", "2"], "each epoch once in results.csv"
@@ -202,10 +206,13 @@ def test_a_rerun_in_a_finished_folder_does_not_repeat_results_rows(tmp_path: Pat
     from centernet_tf.training import run_training
 
     config = _tiny_config(tmp_path, **{"train.epochs": "2"})
-    run_training(config, tmp_path / "run", verbose=0)
-    run_training(config, tmp_path / "run", verbose=0)
+    first = run_training(config, tmp_path / "run", verbose=0)
+    second = run_training(config, tmp_path / "run", verbose=0)
     epochs = [line.split(",")[0] for line in (tmp_path / "run" / "results.csv").read_text().splitlines()[1:]]
     assert epochs == ["0", "1"]
+    # The second run keeps no record of the first: its own curve, and a best model of its own.
+    assert [c["epoch"] for c in second["eval_curve"]] == [c["epoch"] for c in first["eval_curve"]]
+    assert json.loads((tmp_path / "run" / "best_model.json").read_text())["epoch"] <= 2
 
 
 def test_a_second_training_into_a_folder_in_use_is_refused(tmp_path: Path) -> None:
@@ -285,3 +292,58 @@ def test_training_into_a_folder_of_the_users_own_files_is_refused(tmp_path: Path
     assert (folder / "config.yaml").read_text().startswith("# my commented config")
     assert sorted(p.name for p in folder.iterdir()) == ["config.yaml", "photos"]
     assert {p: _digest(p) for p in (folder / "photos").iterdir()} == photos
+
+
+def test_a_run_folder_is_told_from_a_users_folder(tmp_path: Path) -> None:
+    from centernet_tf.run_folder import check_run_folder
+
+    hidden = tmp_path / "hidden"
+    hidden.mkdir()
+    (hidden / ".DS_Store").write_bytes(b"finder")
+    check_run_folder(hidden)  # only hidden files: as good as empty
+    old_run = tmp_path / "old_run"  # a run of an older version, killed before its first epoch ended
+    old_run.mkdir()
+    (old_run / "config.yaml").write_text(yaml.safe_dump(_tiny_config(tmp_path).to_dict()))
+    (old_run / "labels.txt").write_text("circle\n")
+    check_run_folder(old_run)
+    mine = tmp_path / "mine"  # a user's folder that happens to hold a model.keras
+    mine.mkdir()
+    (mine / "model.keras").write_bytes(b"theirs")
+    (mine / "config.yaml").write_text("train:\n  epochs: 3\n")
+    with pytest.raises(ValueError, match="is not empty and is not a run folder"):
+        check_run_folder(mine)
+
+
+def test_a_backup_written_before_a_setting_existed_still_resumes(tmp_path: Path) -> None:
+    run = tmp_path / "run"
+    (run / "backup").mkdir(parents=True)
+    config = _tiny_config(tmp_path).to_dict()
+    older = {**config, "model": {k: v for k, v in config["model"].items() if not k.startswith("init_")}}
+    (run / "config.yaml").write_text(yaml.safe_dump(older))
+    check_resume_config(run, config)  # the keys it lacks had their defaults then
+
+
+def test_predict_into_a_folder_of_other_files_and_export_around_its_inputs_are_refused(
+    model_file: Path, tmp_path: Path, capsys
+) -> None:
+    _photos(tmp_path / "photos")
+    album = tmp_path / "album"
+    album.mkdir()
+    (album / "photo0.jpg").write_bytes(b"someone else's photo")
+    code, err = _cli("predict", ["--model", str(model_file), "--input", str(tmp_path / "photos"),
+                                 "--output", str(album)], capsys)
+    assert code == 2 and "already holds photo0.jpg, which is not from predict.py" in err
+    assert (album / "photo0.jpg").read_bytes() == b"someone else's photo"
+    inside = tmp_path / "export_here" / "model.keras"
+    inside.parent.mkdir()
+    inside.write_bytes(model_file.read_bytes())
+    code, err = _cli("export", ["--model", str(inside), "--format", "saved_model", "--output", str(inside.parent)],
+                     capsys)
+    assert code == 2 and "would overwrite the input" in err and inside.read_bytes() == model_file.read_bytes()
+
+
+def test_partial_files_keep_every_suffix(tmp_path: Path) -> None:
+    with atomic_path(tmp_path / "frozen_backbone.weights.h5") as partial:
+        assert partial.name.endswith(".weights.h5") and partial.name.startswith(".frozen_backbone.partial-")
+        partial.write_bytes(b"h5")
+    assert (tmp_path / "frozen_backbone.weights.h5").read_bytes() == b"h5"

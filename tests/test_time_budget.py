@@ -42,7 +42,8 @@ def test_a_run_with_a_budget_schedules_the_epochs_that_fit_and_keeps_them_on_res
     assert metrics["train_seconds"] > 0
     # A run that resumes finds the choice it started with and keeps it instead of timing again.
     resumed = tmp_path / "resumed"
-    resumed.mkdir()
+    (resumed / "backup").mkdir(parents=True)  # what a killed run leaves: its config, its backup, its choice
+    (resumed / "config.yaml").write_text((tmp_path / "run" / "config.yaml").read_text())
     (resumed / BUDGET_FILE).write_text(json.dumps({**choice, "epochs": 2}))
     run_training(config, resumed, verbose=0)
     assert len((resumed / "results.csv").read_text().strip().splitlines()) - 1 == 2

@@ -165,9 +165,14 @@ def main(argv: list[str] | None = None) -> int:
     if output.exists() and same_file(output, source if source.is_dir() else source.parent):
         raise ValueError(f"--output {output} is the folder of the input photos: the annotated copies would be "
                          "mixed with (or replace) them; choose another --output")
-    refuse_overwriting(planned_outputs(paths, output, args.heatmap, video), [*paths, args.model], "--output")
+    planned = planned_outputs(paths, output, args.heatmap, video)
+    refuse_overwriting(planned, [*paths, args.model], "--output")
     if output.exists() and not output.is_dir():
         raise ValueError(f"--output {output} is a file, not a folder")
+    taken = [p for p in planned if p.exists()]
+    if taken and not (output / "detections.json").is_file():  # not an earlier predict.py output: someone's files
+        raise ValueError(f"--output {output} already holds {taken[0].name}, which is not from predict.py: choose "
+                         "a new or empty --output")
     output.mkdir(parents=True, exist_ok=True)
     detector = load_detector(args.model, num_threads=args.threads)
     class_names = detector.class_names
