@@ -26,7 +26,8 @@ sys.path.insert(0, str(REPO))
 import numpy as np  # noqa: E402
 from PIL import Image  # noqa: E402
 
-from centernet_tf.data import sources  # noqa: E402
+from centernet_tf.data.formats import load_coco  # noqa: E402
+from centernet_tf.data.image_check import IMAGE_CHECKS, ImageCheck  # noqa: E402
 
 COCO_TRAIN_IMAGES = 118_287
 
@@ -54,17 +55,15 @@ def main() -> None:
     parser.add_argument("--output", default=str(REPO / "benchmarks" / "results" / "image_check.json"))
     args = parser.parse_args()
     cpus = os.cpu_count() or 1
-    variants = [(mode, workers) for mode in sources.IMAGE_CHECKS for workers in sorted({1, cpus})]
+    variants = [(mode, workers) for mode in IMAGE_CHECKS for workers in sorted({1, cpus})]
     times: dict[str, list[float]] = {f"{mode}/{workers}_threads": [] for mode, workers in variants}
     with tempfile.TemporaryDirectory() as tmp:
         annotations = write_split(Path(tmp), args.images)
-        sources.IMAGE_CHECK, sources.CHECK_WORKERS = "decode", cpus
-        sources.load_coco(annotations, tmp)  # warm the page cache
+        load_coco(annotations, tmp, check=ImageCheck("decode", cpus))  # warm the page cache
         for _ in range(args.rounds):
             for mode, workers in variants:
-                sources.IMAGE_CHECK, sources.CHECK_WORKERS = mode, workers
                 started = time.perf_counter()
-                index = sources.load_coco(annotations, tmp)
+                index = load_coco(annotations, tmp, check=ImageCheck(mode, workers))
                 times[f"{mode}/{workers}_threads"].append(time.perf_counter() - started)
                 assert len(index.examples) == args.images
     results = {}

@@ -28,22 +28,14 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 import time
 from pathlib import Path
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # before TensorFlow is imported
-
-REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))
+from pinned import REPO, THREADS  # first: quiet log, the repository importable, threads pinned
 
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
-
-THREADS = 2
-tf.config.threading.set_intra_op_parallelism_threads(THREADS)  # before any TensorFlow op runs
-tf.config.threading.set_inter_op_parallelism_threads(1)
 
 import keras  # noqa: E402
 

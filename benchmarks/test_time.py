@@ -29,7 +29,7 @@ from centernet_tf.data.loaders import load_split  # noqa: E402
 from centernet_tf.evaluation import evaluate_detector  # noqa: E402
 from centernet_tf.inference import KerasDetector  # noqa: E402
 from centernet_tf.model import decoder_for, load_centernet  # noqa: E402
-from centernet_tf.test_time import describe  # noqa: E402
+from centernet_tf.tta import describe  # noqa: E402
 
 
 def main() -> None:

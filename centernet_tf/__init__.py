@@ -25,7 +25,7 @@ from centernet_tf.targets import encode_targets, gaussian_radius, keras_targets 
 # What a notebook calls, from the top level: data, training, evaluation, detection, export, conversion.
 from centernet_tf.data.loaders import load_split  # noqa: E402
 from centernet_tf.data.pipeline import build_eval_dataset, build_train_dataset  # noqa: E402
-from centernet_tf.data.sources import load_coco, load_voc, load_yolo  # noqa: E402
+from centernet_tf.data.formats import load_coco, load_voc, load_yolo  # noqa: E402
 from centernet_tf.evaluation import evaluate_detector, evaluate_model  # noqa: E402
 from centernet_tf.export import export_saved_model, export_tflite  # noqa: E402
 from centernet_tf.inference import load_detector  # noqa: E402

@@ -18,7 +18,7 @@ import tensorflow as tf
 
 from centernet_tf.data.letterbox import letterbox_boxes
 from centernet_tf.data.pipeline import build_eval_dataset
-from centernet_tf.data.sources import DatasetIndex
+from centernet_tf.data.index import DatasetIndex
 from centernet_tf.decode import CenterNetDecoder
 from centernet_tf.files import atomic_write, save_keras
 from centernet_tf.evaluation import coco_ground_truth, coco_metrics, predict_detections

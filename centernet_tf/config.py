@@ -7,7 +7,6 @@ different experiment silently.
 from __future__ import annotations
 
 import dataclasses
-import math
 import types
 import typing
 from dataclasses import dataclass, field
@@ -15,6 +14,11 @@ from pathlib import Path
 from typing import Any
 
 import yaml
+
+from centernet_tf.data.formats import source_names
+from centernet_tf.data.formats.base import image_check_for
+from centernet_tf.data.image_check import MAX_IMAGE_PIXELS
+from centernet_tf.intervals import AT_LEAST_0, AT_LEAST_1, POSITIVE, PROBABILITY_OPEN, UNIT, Interval
 
 
 @dataclass
@@ -43,7 +47,7 @@ class ModelConfig:
 
 @dataclass
 class DataConfig:
-    #: A registered source (centernet_tf.data.loaders.source_names()): "shapes" (built-in synthetic data),
+    #: A registered source (centernet_tf.data.formats.source_names()): "shapes" (built-in synthetic data),
     #: "coco" (COCO JSON), "voc" (Pascal VOC XML directory) or "yolo" (YOLO txt, Ultralytics/Roboflow layout).
     format: str = "shapes"
     #: Shapes: where the generated dataset is cached (default: ~/.cache/centernet_tf/shapes).
@@ -89,7 +93,7 @@ class DataConfig:
     class_names: list[str] | None = None
     max_objects: int = 128
     #: Images with more pixels are skipped as "image too large" (Pillow's decompression-bomb limit by default).
-    max_image_pixels: int = 178_956_970
+    max_image_pixels: int = MAX_IMAGE_PIXELS
     #: How image files are checked when a split is loaded (threads: check_workers, null = one per CPU):
     #: "decode" (header + a 1/8-scale decode, catches truncated files), "header", or "annotation_sizes" (trust the
     #: width/height a COCO or VOC annotation gives, only check the file exists: for very large sets).
@@ -156,8 +160,7 @@ class TrainConfig:
     steps_per_epoch: int | None = None
     seed: int = 0
     #: XLA-compile the training step: true, false or "auto" (Keras' rule: on with a GPU/TPU, off on CPU-only
-    #: machines). Measured on a 2-core CPU, XLA made every shipped config slower per step, from the 128-px shapes
-    #: model (0.114 vs 0.092 s) to ResNet-50 at 512 (benchmarks/results/train_step_time_*.json).
+    #: machines, where it made every shipped config slower per step: benchmarks/results/train_step_time_*.json).
     jit_compile: bool | str = "auto"
     #: tf.distribute: "none" (one device), "mirrored" (all local GPUs) or "multi_worker" (the TF_CONFIG cluster).
     #: batch_size is the global batch, split across the replicas.
@@ -304,33 +307,6 @@ def load_config(path: str | Path | None = None, overrides: list[str] | tuple[str
     return config
 
 
-class Interval(typing.NamedTuple):
-    """Where a number may lie; ``None`` is unbounded on that side."""
-
-    low: float | None
-    high: float | None = None
-    low_closed: bool = True
-    high_closed: bool = True
-
-    def __contains__(self, value: object) -> bool:
-        try:
-            v = float(value)  # type: ignore[arg-type]
-        except OverflowError:  # an integer beyond any float
-            return False
-        if not math.isfinite(v):
-            return False
-        above = self.low is None or (v >= self.low if self.low_closed else v > self.low)
-        below = self.high is None or (v <= self.high if self.high_closed else v < self.high)
-        return above and below
-
-    def __str__(self) -> str:
-        low = "-inf" if self.low is None else f"{self.low:g}"
-        high = "inf" if self.high is None else f"{self.high:g}"
-        return f"{'[' if self.low_closed else '('}{low}, {high}{']' if self.high_closed else ')'}"
-
-
-AT_LEAST_1, AT_LEAST_0, POSITIVE = Interval(1), Interval(0), Interval(0, None, False)
-UNIT, PROBABILITY_OPEN = Interval(0, 1), Interval(0, 1, False, False)
 #: The range of every number in the config (each item of a list; null stays allowed where the type allows it).
 #: A setting outside it would make a run useless (no detections, a hang, a division by zero) or crash late.
 NUMBER_RANGES: dict[str, Interval] = {
@@ -366,8 +342,6 @@ def validate(config: Config) -> None:
     _check_ranges(config)
     if len(config.model.input_size) != 2 or any(s <= 0 or s % 32 for s in config.model.input_size):
         raise ConfigError(f"model.input_size must be [height, width] divisible by 32, got {config.model.input_size}")
-    from centernet_tf.data.loaders import source_names  # local: loaders imports this module
-
     if config.data.format not in source_names():
         raise ConfigError(f"data.format must be one of {', '.join(source_names())}; got {config.data.format!r}")
     if config.train.lr_schedule not in ("constant", "step", "cosine"):
@@ -381,8 +355,10 @@ def validate(config: Config) -> None:
             f"train.freeze_backbone_epochs must be in [0, train.epochs), got {config.train.freeze_backbone_epochs} "
             f"with {config.train.epochs} epochs (the fine-tuning phase needs at least one epoch)"
         )
-    if config.data.image_check not in ("decode", "header", "annotation_sizes"):
-        raise ConfigError(f"data.image_check must be decode, header or annotation_sizes, got {config.data.image_check!r}")
+    try:
+        image_check_for(config.data)  # the image check validates its own settings
+    except ValueError as error:
+        raise ConfigError(str(error)) from None
     if config.train.mixed_precision not in ("none", "bfloat16", "float16", "auto"):
         raise ConfigError(
             f"train.mixed_precision must be none, bfloat16, float16 or auto, got {config.train.mixed_precision!r}"

@@ -181,7 +181,7 @@ def keras_to_torch_names(model: CenterNet, arch: str) -> dict[str, str]:
     return names
 
 
-def class_names_for(num_classes: int, dataset: str) -> tuple[str, ...] | None:
+def original_class_names(num_classes: int, dataset: str) -> tuple[str, ...] | None:
     """The original dataset's class names when the class count is that dataset's."""
     names = {"coco": COCO_CLASS_NAMES, "pascal": PASCAL_CLASS_NAMES}.get(dataset)
     return names if names is not None and len(names) == num_classes else None
@@ -213,7 +213,7 @@ def build_original_arch(
         head_conv=spec.head_conv,
         neck=spec.neck,
         head_batch_norm=False,
-        class_names=class_names if class_names is not None else class_names_for(num_classes, dataset),
+        class_names=class_names if class_names is not None else original_class_names(num_classes, dataset),
         normalization=original_normalization(dataset),
     )
 

@@ -30,7 +30,7 @@ class CenterNetDecoder(keras.layers.Layer):
     produce adjacent peaks.
 
     Test-time augmentation settings travel here too, since they decide how an image becomes detections (they
-    are applied by :mod:`centernet_tf.test_time`, around the network): ``flip_test`` averages the heatmap and
+    are applied by :mod:`centernet_tf.tta`, around the network): ``flip_test`` averages the heatmap and
     wh of the image and its mirror (the original ``--flip_test``); ``test_scales`` runs the network on the
     image zoomed by each factor and merges the detections per class with ``scale_merge`` (``"soft_nms"``,
     Gaussian with sigma ``soft_nms_sigma``, as the original ``--test_scales``, or ``"nms"``).

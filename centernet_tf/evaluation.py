@@ -16,12 +16,24 @@ from pycocotools.coco import COCO
 from pycocotools.cocoeval import COCOeval
 
 from centernet_tf.data.pipeline import build_eval_dataset
-from centernet_tf.data.sources import DatasetIndex
+from centernet_tf.data.index import DatasetIndex
 from centernet_tf.decode import CenterNetDecoder
 from centernet_tf.progress import progress
-from centernet_tf.test_time import network_outputs
+from centernet_tf.tta import network_outputs
 
 logger = logging.getLogger(__name__)
+
+
+def coco_result(image_id: int, class_id: int, box: Any, score: float) -> dict[str, Any]:
+    """One detection as a COCO result row: ``box`` ``x1, y1, x2, y2`` pixels, 0-based ``class_id``."""
+    x1, y1, x2, y2 = (float(v) for v in box)
+    return {"image_id": int(image_id), "category_id": int(class_id) + 1, "bbox": [x1, y1, x2 - x1, y2 - y1],
+            "score": float(score)}
+
+
+def index_metrics(results: list[dict[str, Any]], index: DatasetIndex) -> dict[str, Any]:
+    """pycocotools' metrics and the VOC devkit's mAP@0.5 of COCO result rows on ``index``."""
+    return {**coco_metrics(coco_ground_truth(index), results, list(index.class_names)), **voc_metrics(results, index)}
 
 
 def coco_ground_truth(index: DatasetIndex) -> COCO:
@@ -89,15 +101,8 @@ def predict_detections(
         seen.update(int(i) for i in batch["image_id"].numpy())
         for row, image_id in enumerate(batch["image_id"].numpy()):
             for j in range(int(detections["num_detections"][row])):
-                x1, y1, x2, y2 = (float(v) for v in detections["boxes"][row, j])
-                results.append(
-                    {
-                        "image_id": int(image_id),
-                        "category_id": int(detections["classes"][row, j]) + 1,
-                        "bbox": [x1, y1, x2 - x1, y2 - y1],
-                        "score": float(detections["scores"][row, j]),
-                    }
-                )
+                results.append(coco_result(image_id, detections["classes"][row, j], detections["boxes"][row, j],
+                                           detections["scores"][row, j]))
     report_undecoded(index, seen)
     return results
 
@@ -169,7 +174,7 @@ def evaluate_model(
     """COCO metrics of ``model`` on ``index`` (pycocotools, all boxes in original-image pixels) and the VOC
     devkit's mAP@0.5 (VOC07 11-point and VOC2010+), difficult objects ignored."""
     results = predict_detections(model, index, decoder, batch_size, input_size)
-    return {**coco_metrics(coco_ground_truth(index), results, list(index.class_names)), **voc_metrics(results, index)}
+    return index_metrics(results, index)
 
 
 def detector_results(detector: Any, index: DatasetIndex) -> tuple[list[dict[str, Any]], list[float]]:
@@ -184,16 +189,15 @@ def detector_results(detector: Any, index: DatasetIndex) -> tuple[list[dict[str,
         started = time.perf_counter()
         found = detector.detect(image)
         seconds.append(time.perf_counter() - started)
-        for (x1, y1, x2, y2), score, cls in zip(found.boxes.tolist(), found.scores.tolist(), found.classes.tolist()):
-            results.append({"image_id": example.image_id, "category_id": int(cls) + 1,
-                            "bbox": [x1, y1, x2 - x1, y2 - y1], "score": float(score)})
+        for box, score, cls in zip(found.boxes.tolist(), found.scores.tolist(), found.classes.tolist()):
+            results.append(coco_result(example.image_id, cls, box, score))
     return results, seconds
 
 
 def evaluate_detector(detector: Any, index: DatasetIndex) -> dict[str, Any]:
     """COCO metrics of a ``.keras`` / SavedModel / TFLite detector, plus its median seconds per image."""
     results, seconds = detector_results(detector, index)
-    metrics = {**coco_metrics(coco_ground_truth(index), results, list(index.class_names)), **voc_metrics(results, index)}
+    metrics = index_metrics(results, index)
     metrics["median_seconds_per_image"] = float(np.median(seconds)) if seconds else float("nan")
     return metrics
 

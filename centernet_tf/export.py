@@ -34,7 +34,7 @@ from centernet_tf.files import atomic_write
 from centernet_tf.labels import with_labels_metadata, write_label_files
 from centernet_tf.model import decoder_for
 from centernet_tf.progress import progress
-from centernet_tf.test_time import detect_image, network_outputs
+from centernet_tf.tta import detect_image, network_outputs
 
 logger = logging.getLogger(__name__)
 

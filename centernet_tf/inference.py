@@ -8,8 +8,6 @@ compare like with like. Other images are brought to that form by one rule for al
 
 from __future__ import annotations
 
-import os
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -18,35 +16,10 @@ import tensorflow as tf
 
 from centernet_tf.data.letterbox import letterbox_array, letterbox_image
 from centernet_tf.decode import CenterNetDecoder
+from centernet_tf.detections import Detections
 from centernet_tf.labels import class_names_for
-from centernet_tf.test_time import detect_image
-
-
-@dataclass
-class Detections:
-    """Boxes ``[N, 4]`` as ``x1, y1, x2, y2`` pixels of the input image, scores ``[N]``, 0-based classes ``[N]``."""
-
-    boxes: np.ndarray
-    scores: np.ndarray
-    classes: np.ndarray
-
-    def above(self, score_threshold: float) -> Detections:
-        keep = self.scores >= score_threshold
-        return Detections(self.boxes[keep], self.scores[keep], self.classes[keep])
-
-    def to_list(self, class_names: list[str] | None = None) -> list[dict[str, Any]]:
-        """JSON-ready rows: ``{"box": [x1, y1, x2, y2], "score", "class_id", "class_name"}``."""
-        rows = []
-        for box, score, cls in zip(self.boxes, self.scores, self.classes):
-            row: dict[str, Any] = {
-                "box": [round(float(v), 2) for v in box],
-                "score": round(float(score), 5),
-                "class_id": int(cls),
-            }
-            if class_names is not None:
-                row["class_name"] = class_names[int(cls)] if 0 <= cls < len(class_names) else str(int(cls))
-            rows.append(row)
-        return rows
+from centernet_tf.tta import detect_image, network_outputs
+from centernet_tf.visualize import heatmap_overlay
 
 
 def _from_detection_api(outputs: dict[str, Any], height: float, width: float) -> Detections:
@@ -117,9 +90,6 @@ class KerasDetector:
     def heatmap_overlay(self, image: np.ndarray) -> np.ndarray:
         """The letterboxed network input with the max-over-classes heatmap blended in red (``uint8``): where
         the model sees object centres, as the paper's figures show it."""
-        from centernet_tf.test_time import network_outputs
-        from centernet_tf.visualize import heatmap_overlay
-
         letterboxed, _ = letterbox_image(tf.convert_to_tensor(as_rgb_uint8(image)), self.input_size)
         heatmap = network_outputs(self.model, letterboxed[None], self.decoder.flip_test)["heatmap"]
         return (heatmap_overlay(letterboxed[None], heatmap)[0].numpy() * 255).round().astype(np.uint8)
@@ -213,10 +183,3 @@ def load_detector(path: str | Path, num_threads: int | None = None, decoder: Cen
     if path.suffix == ".keras" and path.is_file():
         return KerasDetector(path, decoder)
     raise ValueError(f"{path}: expected a .keras file, a SavedModel directory or a .tflite file")
-
-
-def set_cpu_threads(num_threads: int) -> None:
-    """Limit TensorFlow to ``num_threads`` CPU threads (call before any TensorFlow op runs)."""
-    os.environ.setdefault("OMP_NUM_THREADS", str(num_threads))
-    tf.config.threading.set_intra_op_parallelism_threads(num_threads)
-    tf.config.threading.set_inter_op_parallelism_threads(num_threads)

@@ -8,7 +8,7 @@ from typing import Any
 import tensorflow as tf
 from PIL import Image
 
-from centernet_tf.data.sources import DatasetIndex
+from centernet_tf.data.index import DatasetIndex
 from centernet_tf.plots import (
     confusion_matrix,
     draw_confusion_matrix,

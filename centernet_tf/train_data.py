@@ -10,7 +10,7 @@ import tensorflow as tf
 from centernet_tf.config import Config
 from centernet_tf.data.augment import Augmentation
 from centernet_tf.data.pipeline import build_train_dataset
-from centernet_tf.data.sources import DatasetIndex
+from centernet_tf.data.index import DatasetIndex
 
 
 def augmentation_from_config(config: Config) -> Augmentation:

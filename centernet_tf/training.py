@@ -21,7 +21,7 @@ from centernet_tf.callbacks import CocoEvaluation, DivergenceGuard, ResultsCSV, 
 from centernet_tf.distribute import fit_on_strategy, is_chief, is_multi_worker, strategy_for
 from centernet_tf.config import Config, LossConfig, TrainConfig
 from centernet_tf.data.loaders import load_split
-from centernet_tf.data.sources import DatasetIndex
+from centernet_tf.data.index import DatasetIndex
 from centernet_tf.decode import CenterNetDecoder
 from centernet_tf.ema import WeightAverage
 from centernet_tf.files import atomic_path, atomic_write, save_keras

@@ -3,14 +3,10 @@ labelled boxes on full-size images for ``predict.py``."""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 import numpy as np
 import tensorflow as tf
 
-if TYPE_CHECKING:
-    from centernet_tf.inference import Detections
-
+from centernet_tf.detections import Detections
 
 
 def ground_truth_vs_prediction(
@@ -21,8 +17,6 @@ def ground_truth_vs_prediction(
 ) -> np.ndarray:
     """``uint8 [B, H, 2W, 3]``: ground truth on the left (boxes labelled with class names), predictions on the
     right (labelled ``"name 0.87"``), boxes in input pixels, one colour per class."""
-    from centernet_tf.inference import Detections
-
     pictures = []
     for image, (boxes, classes), found in zip(np.asarray(images), truths, predictions):
         pixels = np.clip(np.round(image), 0, 255).astype(np.uint8)

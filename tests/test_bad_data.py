@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from centernet_tf.data.sources import load_coco, load_voc
+from centernet_tf.data.formats import load_coco, load_voc
 
 W, H = 40, 30
 

@@ -12,7 +12,7 @@ from centernet_tf.decode import CenterNetDecoder
 from centernet_tf.losses import CenterNetLoss, giou_box_loss
 from centernet_tf.model import TTF_DISTANCE_SCALE, build_centernet
 from centernet_tf.targets import encode_targets, keras_targets
-from centernet_tf.test_time import network_outputs
+from centernet_tf.tta import network_outputs
 
 
 def _one_pixel(ltrb: list[float], box: list[float], at=(1, 1), size=(4, 4)) -> tuple[np.ndarray, ...]:

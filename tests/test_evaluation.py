@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from centernet_tf.data.sources import DatasetIndex, Example, SkipReport
+from centernet_tf.data.index import DatasetIndex, Example, SkipReport
 from centernet_tf.evaluation import coco_ground_truth, coco_metrics
 
 

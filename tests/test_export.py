@@ -14,7 +14,8 @@ import pytest
 import tensorflow as tf
 from PIL import Image
 
-from centernet_tf.data.sources import DatasetIndex, load_voc
+from centernet_tf.data.formats import load_voc
+from centernet_tf.data.index import DatasetIndex
 from centernet_tf.deformable import DeformableConv2D
 from centernet_tf.evaluation import predict_detections
 from centernet_tf.export import export_saved_model, export_tflite, write_label_files

@@ -10,9 +10,8 @@ import pytest
 from PIL import Image
 
 from centernet_tf.config import ConfigError, DataConfig, load_config
-from centernet_tf.data import loaders
 from centernet_tf.data.loaders import formats_markdown, get_source, load_split, register_source, source_names
-from centernet_tf.data.sources import DatasetIndex, Example, SkipReport
+from centernet_tf.data.index import DatasetIndex, Example, SkipReport
 
 REPO = Path(__file__).resolve().parents[1]
 W, H = 40, 30
@@ -43,7 +42,9 @@ def test_unknown_format_lists_the_registered_ones() -> None:
 
 
 def test_register_source_reaches_config_and_load_split(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(loaders, "_SOURCES", dict(loaders._SOURCES))  # leave the real registry untouched
+    from centernet_tf.data.formats import registry
+
+    monkeypatch.setattr(registry, "_SOURCES", dict(registry._SOURCES))  # leave the real registry untouched
     seen = []
 
     def load_memory(data: DataConfig, split: str, class_names: list[str] | None) -> DatasetIndex:
@@ -78,7 +79,7 @@ def test_readme_lists_exactly_the_registered_formats() -> None:
     text = (REPO / "README.md").read_text()
     begin = text.index("<!-- formats:begin")
     block = text[text.index("\n", begin) + 1 : text.index("<!-- formats:end -->")]
-    assert block.strip() == formats_markdown(), "regenerate the README block from loaders.formats_markdown()"
+    assert block.strip() == formats_markdown(), "regenerate the README block from centernet_tf.data.formats.formats_markdown()"
 
 
 # --------------------------------------------------------------------------------------

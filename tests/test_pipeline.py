@@ -11,7 +11,7 @@ from PIL import Image
 
 from centernet_tf.data.letterbox import letterbox_array, letterbox_boxes, letterbox_geometry, letterbox_image
 from centernet_tf.data.pipeline import build_eval_dataset, build_train_dataset, random_horizontal_flip, read_image
-from centernet_tf.data.sources import DatasetIndex, Example, SkipReport
+from centernet_tf.data.index import DatasetIndex, Example, SkipReport
 from centernet_tf.decode import undo_letterbox
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from centernet_tf.data.sources import DatasetIndex, Example, SkipReport
+from centernet_tf.data.index import DatasetIndex, Example, SkipReport
 from centernet_tf.evaluation import coco_ground_truth, coco_metrics
 from centernet_tf.plots import confusion_matrix, draw_confusion_matrix, draw_precision_recall
 
@@ -100,7 +100,7 @@ def test_voc_metrics_follow_the_devkit_and_ignore_difficult_objects() -> None:
 def test_voc_loader_keeps_the_difficult_flag(tmp_path) -> None:
     from PIL import Image
 
-    from centernet_tf.data.sources import load_voc
+    from centernet_tf.data.formats import load_voc
 
     (tmp_path / "Annotations").mkdir()
     Image.fromarray(np.zeros((30, 40, 3), np.uint8)).save(tmp_path / "a.jpg")

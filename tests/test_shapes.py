@@ -11,7 +11,8 @@ import pytest
 from PIL import Image
 
 from centernet_tf.data import shapes
-from centernet_tf.data.shapes import SHAPE_CLASSES, ShapesPaths, build_shapes_index, generate_shapes_dataset
+from centernet_tf.data.formats.shapes import build_shapes_index
+from centernet_tf.data.shapes import SHAPE_CLASSES, ShapesPaths, generate_shapes_dataset
 
 SMALL = dict(num_train=20, num_val=6, seed=3)
 

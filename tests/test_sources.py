@@ -1,4 +1,4 @@
-"""Tests for centernet_tf.data.sources: every skip/repair rule, all formats, real BCCD and Aquarium data."""
+"""Tests for centernet_tf.data.formats: every skip/repair rule, all formats, real BCCD and Aquarium data."""
 
 from __future__ import annotations
 
@@ -10,15 +10,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from centernet_tf.data import sources
-from centernet_tf.data.sources import (
-    DatasetIndex,
-    SkipReport,
-    load_coco,
-    load_voc,
-    load_yolo,
-    yolo_label_path,
-)
+from centernet_tf.data.formats import load_coco, load_voc, load_yolo, yolo_label_path
+from centernet_tf.data.image_check import ImageCheck
+from centernet_tf.data.index import DatasetIndex, SkipReport
 
 W, H = 40, 30  # tiny image size used by the synthetic fixtures
 
@@ -207,7 +201,7 @@ def test_voc_split_none_loads_all_xml_sorted(voc_root: Path) -> None:
 
 def test_voc_without_the_pixel_check_a_truncated_jpeg_is_still_caught(voc_root: Path) -> None:
     """g.jpg's header is fine, but it has no end-of-image marker: that one file is decoded, and fails."""
-    index = load_voc(voc_root, "trainval", class_names=["cat", "dog"], check_pixels=False)
+    index = load_voc(voc_root, "trainval", class_names=["cat", "dog"], check=ImageCheck("header"))
     assert index.report.counts["corrupt image"] == 3
     assert "g.jpg" not in _by_name(index) and "a.jpg" in _by_name(index)
 
@@ -363,7 +357,7 @@ def _index_facts(index: DatasetIndex) -> tuple:
              for e in index.examples], index.report.counts, index.report.details)
 
 
-def test_coco_file_check_in_threads_gives_the_sequential_index(coco_files: tuple[Path, Path], monkeypatch) -> None:
+def test_coco_file_check_in_threads_gives_the_sequential_index(coco_files: tuple[Path, Path]) -> None:
     """Many images, checked by 1 and by 4 threads: the same examples, counts and details, in the same order."""
     ann_file, image_dir = coco_files
     data = json.loads(ann_file.read_text())
@@ -377,23 +371,20 @@ def test_coco_file_check_in_threads_gives_the_sequential_index(coco_files: tuple
         data["annotations"].append({"id": 100 + i, "image_id": 100 + i, "category_id": 1, "bbox": [1, 1, 9, 9],
                                     "area": 81.0, "iscrowd": 0})
     ann_file.write_text(json.dumps(data))
-    monkeypatch.setattr(sources, "CHECK_WORKERS", 1)
-    sequential = _index_facts(load_coco(ann_file, image_dir))
-    monkeypatch.setattr(sources, "CHECK_WORKERS", 4)
-    assert _index_facts(load_coco(ann_file, image_dir)) == sequential
+    sequential = _index_facts(load_coco(ann_file, image_dir, check=ImageCheck(workers=1)))
+    assert _index_facts(load_coco(ann_file, image_dir, check=ImageCheck(workers=4))) == sequential
     assert sequential[1]["corrupt image"] == 1 + 20 and sequential[1]["missing image"] == 1 + 20
     assert len(sequential[0]) == 2 + 20
 
 
 def test_coco_annotation_sizes_can_be_trusted_without_opening_the_files(
-    coco_files: tuple[Path, Path], monkeypatch
+    coco_files: tuple[Path, Path]
 ) -> None:
     """``data.image_check: annotation_sizes``: the corrupt file with a stated size is kept (training's decoder
     will drop it), a missing one is still skipped, and the annotated size is taken as given (s.jpg is kept at
     its stated 80x30); an image without a stated size is still opened."""
     ann_file, image_dir = coco_files
-    monkeypatch.setattr(sources, "IMAGE_CHECK", "annotation_sizes")
-    index = load_coco(ann_file, image_dir)
+    index = load_coco(ann_file, image_dir, check=ImageCheck("annotation_sizes"))
     assert index.report.counts["missing image"] == 1
     assert "corrupt image" not in index.report.counts and "size mismatch" not in index.report.counts
     assert {e.image_id: (e.width, e.height) for e in index.examples} == {10: (W, H), 30: (W, H), 40: (W, H),

@@ -13,7 +13,7 @@ from centernet_tf.backbones import register_backbone
 from centernet_tf.data.letterbox import letterbox_image
 from centernet_tf.decode import CenterNetDecoder
 from centernet_tf.model import build_centernet
-from centernet_tf.test_time import detect_image, merge_scales, network_outputs
+from centernet_tf.tta import detect_image, merge_scales, network_outputs
 
 SIZE = (64, 96)
 

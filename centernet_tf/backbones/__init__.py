@@ -20,7 +20,7 @@ from centernet_tf.backbones.registry import (
     get_backbone,
     register_backbone,
 )
-from centernet_tf.backbones import applications, dla, efficientnet_lite, hourglass, resnet  # noqa: F401  (register the built-in backbones)
+from centernet_tf.backbones import applications, dla, efficientnet_lite_backbone, hourglass, resnet  # noqa: F401  (register the built-in backbones)
 
 __all__ = [
     "BackboneSpec",

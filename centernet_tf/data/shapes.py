@@ -26,7 +26,6 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageDraw
 
-from centernet_tf.data.sources import DatasetIndex, load_coco
 from centernet_tf.progress import progress
 
 logger = logging.getLogger(__name__)
@@ -134,12 +133,6 @@ def generate_shapes_dataset(
         "generated shapes dataset in %s (%d train / %d val images)", output_dir, num_train, num_val
     )
     return paths
-
-
-def build_shapes_index(paths: ShapesPaths, split: str) -> DatasetIndex:
-    """Load one split of a generated shapes dataset through the ordinary COCO loader."""
-    image_dir, annotation_file = paths.split(split)
-    return load_coco(annotation_file, image_dir, class_names=SHAPE_CLASSES, name=f"shapes {split}")
 
 
 # --------------------------------------------------------------------------------------
