@@ -9,8 +9,8 @@ import tensorflow as tf
 
 from centernet_tf.config import Config
 from centernet_tf.data.augment import Augmentation
-from centernet_tf.data.pipeline import build_train_dataset
 from centernet_tf.data.index import DatasetIndex
+from centernet_tf.data.pipeline import DecodeWatch, build_train_dataset
 
 
 def augmentation_from_config(config: Config) -> Augmentation:
@@ -25,14 +25,16 @@ def augmentation_from_config(config: Config) -> Augmentation:
 
 
 def train_dataset_from_config(
-    config: Config, train_index: DatasetIndex, stride: int = 4, input_context: tf.distribute.InputContext | None = None
+    config: Config, train_index: DatasetIndex, stride: int = 4, input_context: tf.distribute.InputContext | None = None,
+    watch: DecodeWatch | None = None,
 ) -> tuple[Any, int]:
     """The repeated, augmented training ``tf.data.Dataset`` (targets at the model's output ``stride``) and the
     number of steps in one epoch.
 
     With an ``input_context`` (one input pipeline per worker of a multi-worker run) the pipeline reads only its
     share of the images, every ``num_input_pipelines``-th one, in batches of one replica's part of the global
-    batch: no worker decodes an image another one trains on.
+    batch: no worker decodes an image another one trains on. A ``watch`` (one pipeline only) counts the images
+    decoded, to name the ones dropped.
     """
     batch_size = config.train.batch_size
     if len(train_index.examples) < batch_size:
@@ -55,6 +57,7 @@ def train_dataset_from_config(
         augmentation=augmentation_from_config(config),
         box_targets=config.loss.box == "giou_ttf",
         exact_radius=config.loss.gaussian_radius == "exact",
+        watch=watch if input_context is None else None,
     )
     return train_ds.repeat(), steps_per_epoch
 

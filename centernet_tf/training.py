@@ -22,6 +22,7 @@ from centernet_tf.distribute import fit_on_strategy, is_chief, is_multi_worker, 
 from centernet_tf.config import Config, LossConfig, TrainConfig
 from centernet_tf.data.loaders import load_split
 from centernet_tf.data.index import DatasetIndex
+from centernet_tf.data.pipeline import DecodeWatch, report_undecoded_training
 from centernet_tf.decode import CenterNetDecoder
 from centernet_tf.ema import WeightAverage
 from centernet_tf.files import atomic_path, atomic_write, save_keras
@@ -333,7 +334,8 @@ def _train_in_folder(config: Config, run_dir: Path, strategy: tf.distribute.Stra
         logger.info("train.mixed_precision auto: %s on this machine", precision)
     with strategy.scope(), dtype_policy(DTYPE_POLICIES[precision]):
         model = model_from_config(config, class_names, synchronized_batch_norm=replicas > 1)
-    train_ds, steps_per_epoch = train_dataset_from_config(config, train_index, model.output_stride)
+    watch = DecodeWatch(len(train_index.examples))
+    train_ds, steps_per_epoch = train_dataset_from_config(config, train_index, model.output_stride, watch=watch)
     require_a_batch(train_ds, train_index)
     config = apply_time_budget(config, model, train_ds, steps_per_epoch, run_dir)
     write_data_pictures(run_dir, train_index, train_ds, model.output_stride)
@@ -358,6 +360,7 @@ def _train_in_folder(config: Config, run_dir: Path, strategy: tf.distribute.Stra
             {"diverged": str(error), "total_seconds": round(time.perf_counter() - started, 1)}, indent=2
         ))
         raise
+    undecoded = report_undecoded_training(watch, train_index)
     model_path = run_dir / "model.keras"
     save_keras(float32_model(config, model), model_path)
 
@@ -375,6 +378,7 @@ def _train_in_folder(config: Config, run_dir: Path, strategy: tf.distribute.Stra
         eval_seconds=round(evaluation.seconds, 1),
         total_seconds=round(time.perf_counter() - started, 1),
         final_losses=_final_losses(history),
+        train_images_undecoded=undecoded,
         model_path=str(model_path),
         class_names=class_names,
         eval_curve=evaluation.curve,

@@ -277,14 +277,18 @@ def _tiny_hourglass(image: keras.KerasTensor, weights: str | None) -> dict:
     return hourglass_pyramid(image, weights, dims=(32, 32, 48), modules=(1, 1, 2))
 
 
-@pytest.mark.parametrize("backbone, neck, size", [
-    ("dla34", "ida_up", (64, 96)),
-    ("resnet18", "deconv3_256", (64, 96)),
-    ("hourglass_tiny_test", "identity", (64, 96)),
-    ("dla34", "dla_up_dcn", (64, 96)),  # the deformable archs: dla_34, resdcn_*
-    ("resnet18", "dcn_deconv3", (64, 96)),
+@pytest.mark.parametrize("backbone, neck, size, check_int8", [
+    ("dla34", "ida_up", (64, 96), True),
+    ("resnet18", "deconv3_256", (64, 96), True),
+    ("hourglass_tiny_test", "identity", (64, 96), True),
+    # The deformable archs: dla_34, resdcn_*. int8 of a deformable layer is checked once, on the cheaper one
+    # (calibrating DLA-34's deformable neck takes 48 s of the suite).
+    ("dla34", "dla_up_dcn", (64, 96), False),
+    ("resnet18", "dcn_deconv3", (64, 96), True),
 ])
-def test_original_archs_export_with_parity(tmp_path: Path, backbone: str, neck: str, size: tuple[int, int]) -> None:
+def test_original_archs_export_with_parity(
+    tmp_path: Path, backbone: str, neck: str, size: tuple[int, int], check_int8: bool
+) -> None:
     """Every original-arch part exports: SavedModel (any size) and TFLite fp32 give Keras' detections, int8 runs
     on builtin ops only with its int8 network and float decoding."""
     from centernet_tf.backbones import register_backbone
@@ -308,6 +312,8 @@ def test_original_archs_export_with_parity(tmp_path: Path, backbone: str, neck: 
     fp32 = export_tflite(net, tmp_path / "fp32.tflite", CLASSES, "fp32")
     assert not [op for op in _op_names(fp32) if op.startswith("Flex") or op == "CUSTOM"]
     _assert_same_detections(expected, TFLiteDetector(fp32, num_threads=1).detect(image), image.shape[:2])
+    if not check_int8:
+        return
     calibration = [np.asarray(tf.image.resize(_image(s), size)) for s in range(4)]
     int8 = export_tflite(net, tmp_path / "int8.tflite", CLASSES, "int8", representative_images=calibration)
     tensors, ops = _builtin_ops(int8)

@@ -18,7 +18,7 @@ from centernet_tf.config import load_config  # noqa: E402
 from centernet_tf.convert import COCO_CLASS_NAMES, load_official_checkpoint  # noqa: E402
 from centernet_tf.model import HEATMAP_BIAS_INIT  # noqa: E402
 from centernet_tf.training import model_from_config  # noqa: E402
-from tests.torch_reference import DLASegDCN, fill_randomly  # noqa: E402
+from tests.torch_reference import DLASegDCN, PoseResNet, fill_randomly  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 CLASSES = ["person", "kangaroo", "dog"]
@@ -29,6 +29,15 @@ def checkpoint(tmp_path_factory: pytest.TempPathFactory) -> Path:
     path = tmp_path_factory.mktemp("zoo") / "ctdet_coco_dla_2x.pth"
     network = fill_randomly(DLASegDCN(80), seed=4)
     torch.save({"epoch": 230, "state_dict": {f"module.{k}": v for k, v in network.state_dict().items()}}, path)
+    return path
+
+
+@pytest.fixture(scope="module")
+def small_checkpoint(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A res_18 checkpoint: the command-line run needs any arch, and this one builds and trains fastest."""
+    path = tmp_path_factory.mktemp("zoo") / "ctdet_coco_resdcn18.pth"
+    network = fill_randomly(PoseResNet(18, 80), seed=4)
+    torch.save({"epoch": 140, "state_dict": {f"module.{k}": v for k, v in network.state_dict().items()}}, path)
     return path
 
 
@@ -46,9 +55,11 @@ def _voc(root: Path) -> Path:
     return root
 
 
-def _overrides(checkpoint: Path, root: Path) -> list[str]:
-    return ["model.backbone=dla34", "model.neck=dla_up_dcn", "model.head_conv=256", "model.head_batch_norm=false",
-            "model.input_size=[64,64]", f"model.init_from={checkpoint}", "model.init_arch=dla_34",
+def _overrides(checkpoint: Path, root: Path, arch: str = "dla_34") -> list[str]:
+    model = {"dla_34": ["model.backbone=dla34", "model.neck=dla_up_dcn", "model.head_conv=256"],
+             "res_18": ["model.backbone=resnet18", "model.neck=deconv3_256", "model.head_conv=64"]}[arch]
+    return [*model, "model.head_batch_norm=false",
+            "model.input_size=[64,64]", f"model.init_from={checkpoint}", f"model.init_arch={arch}",
             "data.format=voc", f"data.root={root}", "data.train_split=null", "data.val_split=null",
             f"data.class_names=[{', '.join(CLASSES)}]", "train.epochs=1", "train.steps_per_epoch=2",
             "train.batch_size=2", "train.warmup_steps=1", "train.jit_compile=false"]
@@ -84,9 +95,9 @@ def test_every_tensor_is_the_checkpoints_and_matching_classes_take_over_their_ch
     assert "heatmap classes taken over: person, dog; started at the focal prior: kangaroo" in caplog.text
 
 
-def test_train_py_fine_tunes_from_the_checkpoint(checkpoint: Path, tmp_path: Path) -> None:
+def test_train_py_fine_tunes_from_the_checkpoint(small_checkpoint: Path, tmp_path: Path) -> None:
     command = [sys.executable, str(REPO / "train.py"), "--run-dir", str(tmp_path / "run")]
-    for override in _overrides(checkpoint, _voc(tmp_path / "voc")):
+    for override in _overrides(small_checkpoint, _voc(tmp_path / "voc"), "res_18"):
         command += ["--set", override]
     done = subprocess.run(command, cwd=tmp_path, capture_output=True, text=True, timeout=600,
                           env={**os.environ, "PYTHONPATH": str(REPO), "TF_CPP_MIN_LOG_LEVEL": "3"})

@@ -99,3 +99,42 @@ def test_an_image_dropped_by_the_evaluation_pipeline_is_counted_and_named(tmp_pa
     assert {r["image_id"] for r in results} <= {index.examples[0].image_id}
     assert "1 of 2 images could not be decoded and have no detections; their 1 objects count as misses " \
            "(first: b.jpg)" in caplog.text
+
+
+def test_an_image_dropped_by_the_training_pipeline_is_counted_and_named(tmp_path: Path, caplog) -> None:
+    from centernet_tf.data.pipeline import DecodeWatch, build_train_dataset, report_undecoded_training
+
+    root = _voc(tmp_path / "voc", {"a.jpg": "JPEG", "b.jpg": "JPEG", "c.png": "PNG"})
+    (root / "JPEGImages" / "b.jpg").write_bytes(b"\xff\xd8\xff\xe0 not a whole jpeg \xff\xd9")
+    index = _load(root, check="annotation_sizes")
+    watch = DecodeWatch(len(index.examples))
+    ds = build_train_dataset(index, (32, 32), batch_size=1, shuffle=False, drop_remainder=False, watch=watch)
+    assert sum(1 for _ in ds) == 2  # b.jpg is dropped by the pipeline...
+    assert watch.started.numpy().tolist() == [1, 1, 1] and watch.decoded.numpy().tolist() == [1, 0, 1]
+    with caplog.at_level(logging.WARNING):
+        assert report_undecoded_training(watch, index) == 1  # ... and named
+    assert "1 of 3 training images could not be decoded and were left out of training with their 1 objects " \
+           f"(first: {root / 'JPEGImages' / 'b.jpg'})" in caplog.text
+    fresh = DecodeWatch(3)  # started but not yet decoded when training stopped: it decodes, so it is not reported
+    fresh.started.assign([1, 0, 0])
+    assert fresh.undecoded(index) == []
+
+
+def test_a_training_run_reports_the_images_it_could_not_decode(tmp_path: Path, caplog) -> None:
+    import json
+
+    from centernet_tf.training import run_training
+
+    root = _voc(tmp_path / "voc", {f"{i}.jpg": "JPEG" for i in range(4)})
+    (root / "JPEGImages" / "2.jpg").write_bytes(b"\xff\xd8\xff\xe0 not a whole jpeg \xff\xd9")
+    config = load_config(None, [
+        "data.format=voc", f"data.root={root}", "data.image_check=annotation_sizes", "data.class_names=[cat]",
+        "data.train_split=null", "data.val_split=null", "model.backbone=resnet10_slim", "model.input_size=[32,32]",
+        "train.epochs=1", "train.batch_size=1", "train.steps_per_epoch=6", "train.warmup_steps=1",
+        "train.jit_compile=false", "train.mixed_precision=none",
+    ])
+    with caplog.at_level(logging.WARNING):
+        metrics = run_training(config, tmp_path / "run", verbose=0)
+    assert metrics["train_images_undecoded"] == 1
+    assert json.loads((tmp_path / "run" / "metrics.json").read_text())["train_images_undecoded"] == 1
+    assert "1 of 4 training images could not be decoded and were left out of training" in caplog.text

@@ -133,7 +133,7 @@ class PoseResNet(nn.Module):
 
 class DCN(nn.Module):
     """The original ``DCN`` module's parameters (``weight``, ``bias``, ``conv_offset_mask``) and forward pass, with
-    the NumPy transcription of its CUDA kernel (``tests/dcn_reference.py``) in place of the compiled op."""
+    the NumPy version of its CUDA kernel (``tests/dcn_reference.py``, vectorised) in place of the compiled op."""
 
     def __init__(self, in_channels: int, out_channels: int, kernel: int = 3, stride: int = 1, padding: int = 1) -> None:
         super().__init__()
@@ -143,11 +143,11 @@ class DCN(nn.Module):
         self.conv_offset_mask = nn.Conv2d(in_channels, 3 * kernel * kernel, kernel, stride, padding, bias=True)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        from tests.dcn_reference import dcn_v2
+        from tests.dcn_reference import dcn_v2_vectorised
 
         o1, o2, mask = torch.chunk(self.conv_offset_mask(x), 3, dim=1)
         offset, mask = torch.cat((o1, o2), dim=1), torch.sigmoid(mask)
-        out = dcn_v2(*(t.detach().double().numpy() for t in (x, offset, mask, self.weight, self.bias)),
+        out = dcn_v2_vectorised(*(t.detach().double().numpy() for t in (x, offset, mask, self.weight, self.bias)),
                      stride=self.stride, pad=self.padding)
         return torch.from_numpy(out).float()
 

@@ -80,6 +80,53 @@ def read_image_file(path: str) -> tf.Tensor:
     return read_image(path, orientation)
 
 
+class DecodeWatch:
+    """Which training images the pipeline started to read and which it decoded, one count per image.
+
+    ``tf.data``'s ``ignore_errors`` drops a file TensorFlow cannot decode without telling Python which one (its
+    log line is hidden with the C++ log). Counting in graph costs two scatter-adds per image; an image started
+    but never decoded is a candidate, confirmed by decoding it once more here (one still being read when
+    training stopped decodes and is not reported).
+    """
+
+    def __init__(self, num_images: int) -> None:
+        self.started = tf.Variable(tf.zeros([num_images], tf.int32), trainable=False, name="images_started")
+        self.decoded = tf.Variable(tf.zeros([num_images], tf.int32), trainable=False, name="images_decoded")
+
+    def read(self, position: tf.Tensor, path: tf.Tensor, orientation: tf.Tensor) -> tf.Tensor:
+        """:func:`read_image`, counted before (in order, through the control dependency) and after."""
+        with tf.control_dependencies([self.started.scatter_add(tf.IndexedSlices([1], [position]))]):
+            image = read_image(path, orientation)
+        with tf.control_dependencies([image]):  # counted only once the decode has succeeded
+            counted = self.decoded.scatter_add(tf.IndexedSlices([1], [position]))
+        with tf.control_dependencies([counted]):
+            return tf.identity(image)
+
+    def undecoded(self, index: DatasetIndex) -> list[Any]:
+        """The examples of ``index`` the pipeline dropped because they do not decode."""
+        started, decoded = self.started.numpy(), self.decoded.numpy()
+        dropped = []
+        for example in (e for i, e in enumerate(index.examples) if started[i] and not decoded[i]):
+            try:
+                read_image(tf.constant(example.image_path))
+            except tf.errors.OpError:
+                dropped.append(example)
+        return dropped
+
+
+def report_undecoded_training(watch: DecodeWatch, index: DatasetIndex) -> int:
+    """Warn, with a count and names, about training images left out because they do not decode; the count."""
+    dropped = watch.undecoded(index)
+    if dropped:
+        logger.warning(
+            "%s: %d of %d training images could not be decoded and were left out of training with their %d "
+            "objects (first: %s). Check them, or load with data.image_check: decode to skip them at load.",
+            index.name or "dataset", len(dropped), len(index.examples), sum(e.num_boxes for e in dropped),
+            ", ".join(e.image_path for e in dropped[:3]),
+        )
+    return len(dropped)
+
+
 def _report_dropped_objects(index: DatasetIndex, max_objects: int) -> None:
     over = [len(e.class_ids) - max_objects for e in index.examples if len(e.class_ids) > max_objects]
     if over:
@@ -107,6 +154,7 @@ def build_train_dataset(
     deterministic: bool | None = None,
     box_targets: bool = False,
     exact_radius: bool = False,
+    watch: DecodeWatch | None = None,
 ) -> tf.data.Dataset:
     """``(image, targets)`` batches for ``model.fit``; ``targets`` is keyed like the model outputs.
 
@@ -114,18 +162,25 @@ def build_train_dataset(
     when there is a ``seed`` or no shuffling) keeps the order of the parallel decoding; off, a slow file does
     not hold up the batch (``benchmarks/input_pipeline.py`` measures both). ``box_targets`` adds the dense
     targets of the ``giou_ttf`` box loss; ``exact_radius`` draws the heatmap with
-    :func:`~centernet_tf.targets.gaussian_radius`'s ``exact=True``.
+    :func:`~centernet_tf.targets.gaussian_radius`'s ``exact=True``. A ``watch`` counts the images read and
+    decoded, so the ones dropped for not decoding can be named after training.
     """
     augmentation = augmentation or Augmentation()
     num_classes = len(index.class_names)
     _report_dropped_objects(index, max_objects)
     input_size = (int(input_size[0]), int(input_size[1]))
-    ds = tf.data.Dataset.from_tensor_slices(_index_tensors(index))
+    tensors = _index_tensors(index)
+    tensors["position"] = tf.range(len(index.examples))
+    ds = tf.data.Dataset.from_tensor_slices(tensors)
     if shuffle:
         ds = ds.shuffle(len(index.examples), seed=seed, reshuffle_each_iteration=True)
 
     def load(item: dict[str, tf.Tensor]) -> tuple[tf.Tensor, dict[str, tf.Tensor]]:
-        image, boxes, class_ids = read_image(item["path"], item["orientation"]), item["boxes"], item["class_ids"]
+        if watch is None:
+            image = read_image(item["path"], item["orientation"])
+        else:
+            image = watch.read(item["position"], item["path"], item["orientation"])
+        boxes, class_ids = item["boxes"], item["class_ids"]
         if augmentation.random_crop:
             image, boxes, keep = random_scale_crop(
                 image, boxes, input_size, augmentation.scale_range, augmentation.crop_border
@@ -148,7 +203,7 @@ def build_train_dataset(
     if deterministic is None:
         deterministic = not shuffle or seed is not None
     ds = ds.map(load, num_parallel_calls=AUTOTUNE, deterministic=deterministic)
-    # A file that passed the index check but still fails to decode is dropped with a logged warning.
+    # A file that passed the index check but still fails to decode is dropped (named afterwards with a watch).
     ds = ds.ignore_errors(log_warning=True)
     return ds.batch(batch_size, drop_remainder=drop_remainder).prefetch(AUTOTUNE)
 
