@@ -38,7 +38,8 @@ from centernet_tf.evaluation import evaluate_detector  # noqa: E402
 from centernet_tf.export import export_saved_model, export_tflite, model_input_size, representative_images  # noqa: E402
 from centernet_tf.inference import KerasDetector, SavedModelDetector, TFLiteDetector  # noqa: E402
 from centernet_tf.model import load_centernet  # noqa: E402
-from centernet_tf.training import decoder_from_config  # noqa: E402
+from centernet_tf.decode import decoder_settings  # noqa: E402
+from centernet_tf.model import decoder_for  # noqa: E402
 
 
 def parity(reference, other, index, score_tolerance: float = 1e-4) -> dict[str, float]:
@@ -103,7 +104,7 @@ def main(argv: list[str] | None = None) -> int:
     train = load_split(config.data, "train")
     test = load_split(config.data, args.split, class_names=list(train.class_names))
     model = load_centernet(model_path)
-    decoder = decoder_from_config(config, model)
+    decoder = decoder_for(model, decoder_settings(config.eval))
     names = list(train.class_names)
     out_dir = model_path.parent / "export"
 

@@ -25,7 +25,7 @@ import numpy as np  # noqa: E402
 from centernet_tf.config import load_config  # noqa: E402
 from centernet_tf.data.loaders import load_split  # noqa: E402
 from centernet_tf.data.pipeline import build_train_dataset  # noqa: E402
-from centernet_tf.training import augmentation_from_config  # noqa: E402
+from centernet_tf.data.augment import Augmentation  # noqa: E402
 
 
 def main() -> None:
@@ -40,7 +40,7 @@ def main() -> None:
     datasets = {
         f"deterministic_{flag}".lower(): iter(build_train_dataset(
             index, tuple(config.model.input_size), config.train.batch_size, config.data.max_objects,
-            config.data.flip, seed=config.train.seed, augmentation=augmentation_from_config(config),
+            config.data.flip, seed=config.train.seed, augmentation=Augmentation.from_settings(config.data),
             deterministic=flag).repeat())
         for flag in (True, False)
     }

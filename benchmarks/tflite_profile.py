@@ -43,7 +43,9 @@ from centernet_tf.export import (  # noqa: E402
 )
 from centernet_tf.inference import TFLiteDetector, tflite_interpreter  # noqa: E402
 from centernet_tf.model import load_centernet  # noqa: E402
-from centernet_tf.training import decoder_from_config, model_from_config  # noqa: E402
+from centernet_tf.decode import decoder_settings  # noqa: E402
+from centernet_tf.model import decoder_for  # noqa: E402
+from centernet_tf.training import model_from_config  # noqa: E402
 
 
 def prefixes(model: keras.Model) -> dict[str, keras.Model]:
@@ -110,7 +112,7 @@ def main(argv: list[str] | None = None) -> int:
         model = load_centernet(args.model)
     else:
         model = model_from_config(config, list(train.class_names))
-    decoder = decoder_from_config(config, model)
+    decoder = decoder_for(model, decoder_settings(config.eval))
     size = model_input_size(model)
     calibration = representative_images(train, size, args.calibration_images)
     image = np.asarray(calibration[0][None], np.float32)

@@ -189,6 +189,10 @@ class EvalConfig:
     flip_test: bool = False
     test_scales: list[float] = field(default_factory=lambda: [1.0])
     scale_merge: str = "soft_nms"
+    #: The Gaussian's sigma of the soft-NMS merge (of scales, or of ``nms_method: soft``), as the original.
+    soft_nms_sigma: float = 0.5
+    #: The keys above are exactly :class:`centernet_tf.decode.CenterNetDecoder`'s settings (a test holds them
+    #: equal); the ones below are about running the evaluation.
     batch_size: int = 8
     #: COCO evaluation of the val split every N epochs during training (0: only after the last epoch);
     #: the best model by ``best_metric`` is kept as best_model.keras.
@@ -323,8 +327,8 @@ NUMBER_RANGES: dict[str, Interval] = {
     "train.ema_momentum": PROBABILITY_OPEN, "train.gradient_clip_norm": POSITIVE, "train.steps_per_epoch": AT_LEAST_1,
     "train.seed": Interval(0, 2**32 - 1),
     "eval.max_detections": AT_LEAST_1, "eval.score_threshold": Interval(0, 1, True, False),
-    "eval.nms_iou_threshold": Interval(0, 1, False, True), "eval.test_scales": POSITIVE, "eval.batch_size": AT_LEAST_1,
-    "eval.every_n_epochs": AT_LEAST_0,
+    "eval.nms_iou_threshold": Interval(0, 1, False, True), "eval.test_scales": POSITIVE,
+    "eval.soft_nms_sigma": POSITIVE, "eval.batch_size": AT_LEAST_1, "eval.every_n_epochs": AT_LEAST_0,
 }
 
 
@@ -375,12 +379,14 @@ def validate(config: Config) -> None:
         raise ConfigError("train.time_budget_minutes is not available with train.distribute=multi_worker; set train.epochs")
     if config.loss.gaussian_radius not in ("cornernet", "exact"):
         raise ConfigError(f"loss.gaussian_radius must be cornernet or exact, got {config.loss.gaussian_radius!r}")
-    if config.eval.nms_method not in ("hard", "soft"):
-        raise ConfigError(f"eval.nms_method must be hard or soft, got {config.eval.nms_method!r}")
-    if config.eval.scale_merge not in ("soft_nms", "nms"):
-        raise ConfigError(f"eval.scale_merge must be soft_nms or nms, got {config.eval.scale_merge!r}")
     if not config.eval.test_scales:
         raise ConfigError("eval.test_scales must list at least one zoom factor, e.g. [1.0]")
+    from centernet_tf.decode import CenterNetDecoder, decoder_settings  # local: keeps Keras out of reading a config
+
+    try:  # the decoder checks its own settings (allowed values are stated there once)
+        CenterNetDecoder(**decoder_settings(config.eval))
+    except ValueError as error:
+        raise ConfigError(f"eval.{error}") from None
     if config.model.init_from and str(config.model.init_from).endswith(".pth") and not config.model.init_arch:
         raise ConfigError("model.init_from is an original .pth: set model.init_arch to its --arch (e.g. dla_34)")
     if config.model.init_dataset not in ("coco", "pascal"):

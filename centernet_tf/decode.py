@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 from typing import Any
 
 import keras
@@ -173,6 +174,24 @@ class CenterNetDecoder(keras.layers.Layer):
             nms_class_agnostic=self.nms_class_agnostic,
         )
         return config
+
+
+#: What a user chooses about decoding: every constructor argument of :class:`CenterNetDecoder` but the stride
+#: (the model's). The config's ``eval`` section holds these keys and the model saves them; nothing lists them
+#: by hand elsewhere.
+DECODER_SETTINGS = tuple(
+    name for name, parameter in inspect.signature(CenterNetDecoder.__init__).parameters.items()
+    if name not in ("self", "stride") and parameter.kind is inspect.Parameter.POSITIONAL_OR_KEYWORD
+)
+
+
+def decoder_settings(source: Any) -> dict[str, Any]:
+    """The decoder settings of ``source``: a mapping or an object (the config's ``eval`` section, a decoder),
+    keys outside :data:`DECODER_SETTINGS` ignored, absent ones left to the decoder's defaults."""
+    get = source.get if isinstance(source, dict) else lambda name, default: getattr(source, name, default)
+    missing = object()
+    found = {name: get(name, missing) for name in DECODER_SETTINGS}
+    return {name: list(v) if isinstance(v, tuple) else v for name, v in found.items() if v is not missing}
 
 
 def undo_letterbox(boxes: tf.Tensor, letterbox: tf.Tensor, image_size: tf.Tensor | None = None) -> tf.Tensor:

@@ -18,7 +18,7 @@ import keras
 from keras import layers
 
 from centernet_tf.backbones import available_backbones, build_backbone
-from centernet_tf.decode import CenterNetDecoder
+from centernet_tf.decode import CenterNetDecoder, decoder_settings
 from centernet_tf.labels import class_names_for
 from centernet_tf.layers import BN_MOMENTUM, ImageNormalization  # noqa: F401  (ImageNormalization re-exported)
 from centernet_tf.losses import CenterNetLoss
@@ -88,8 +88,9 @@ class CenterNet(keras.Model):
     stacks when the neck has several. ``output_stride`` is derived from the shapes.
 
     ``head_batch_norm``: True for Conv3x3 + BN + ReLU heads (this library's default, steadier from scratch),
-    False for the original code's Conv3x3 with bias + ReLU. ``class_names``, ``decoder`` (settings of
-    :class:`CenterNetDecoder`) and ``loss`` (a :class:`CenterNetLoss` or its config) travel with the model.
+    False for the original code's Conv3x3 with bias + ReLU. ``class_names``, ``decoder`` (a
+    :class:`CenterNetDecoder`, or its settings) and ``loss`` (a :class:`CenterNetLoss` or its config) travel
+    with the model; :attr:`decoder` is the decoder at the model's own output stride.
     Train with ``model.compile(optimizer=...)`` and ``model.fit`` on ``(image, targets)`` where ``targets`` is
     the dict of :func:`centernet_tf.targets.encode_targets`: no ``loss=`` is needed.
     """
@@ -102,7 +103,7 @@ class CenterNet(keras.Model):
         head_conv: int = 64,
         head_batch_norm: bool = True,
         class_names: Sequence[str] | None = None,
-        decoder: dict[str, Any] | None = None,
+        decoder: CenterNetDecoder | dict[str, Any] | None = None,
         loss: CenterNetLoss | dict[str, Any] | None = None,
         **kwargs: Any,
     ) -> None:
@@ -144,7 +145,10 @@ class CenterNet(keras.Model):
         self.head_conv = int(head_conv)
         self.head_batch_norm = bool(head_batch_norm)
         self.class_names = [str(n) for n in class_names] if class_names is not None else None
-        self.decoder_config = dict(decoder or {})
+        # Only the settings are kept (a decoder is rebuilt at the model's stride, which the shapes decide below);
+        # a file saved before the decoder chose its own keys gives a plain dict, read the same way.
+        self._decoder_settings = decoder_settings(decoder or {})
+        CenterNetDecoder(**self._decoder_settings)  # the decoder checks its settings now, not at first use
         self.centernet_loss = centernet_loss
         self.num_stacks = len(stacks)
         #: The final 1x1 convolution of each head of the last stack (export keeps them float in int8 files).
@@ -173,9 +177,14 @@ class CenterNet(keras.Model):
         return [stack_prefix(i, self.num_stacks) for i in range(self.num_stacks)]
 
     @property
+    def saved_decoder_settings(self) -> dict[str, Any]:
+        """The decoder settings the model was given (empty for a converted centernet-tf 0.1 file)."""
+        return dict(self._decoder_settings)
+
+    @property
     def decoder(self) -> CenterNetDecoder:
         """The decoder with the settings saved in the model and its own output stride."""
-        return CenterNetDecoder(**{**self.decoder_config, "stride": self.output_stride})
+        return CenterNetDecoder(**self._decoder_settings, stride=self.output_stride)
 
     def compute_loss(
         self, x: Any = None, y: Any = None, y_pred: Any = None, sample_weight: Any = None, training: bool = True
@@ -202,7 +211,7 @@ class CenterNet(keras.Model):
             "head_conv": self.head_conv,
             "head_batch_norm": self.head_batch_norm,
             "class_names": self.class_names,
-            "decoder": self.decoder_config,
+            "decoder": decoder_settings(self.decoder),
             "loss": self.centernet_loss.get_config(),
         }
 
@@ -222,7 +231,7 @@ def build_centernet(
     neck: str = "deconv3",
     head_batch_norm: bool = True,
     class_names: Sequence[str] | None = None,
-    decoder: dict[str, Any] | None = None,
+    decoder: CenterNetDecoder | dict[str, Any] | None = None,
     loss: CenterNetLoss | dict[str, Any] | None = None,
     normalization: dict[str, Any] | None = None,
     synchronized_batch_norm: bool = False,
@@ -248,11 +257,12 @@ def build_centernet(
     return model
 
 
-def decoder_for(model: keras.Model, settings: dict[str, Any] | None = None) -> CenterNetDecoder:
-    """The decoder saved with ``model`` (its output stride included), ``settings`` overriding; a plain model
-    from centernet-tf 0.1 gets the default settings at stride 4."""
-    merged = {**(getattr(model, "decoder_config", None) or {}), **(settings or {})}
-    return CenterNetDecoder(**merged, stride=getattr(model, "output_stride", 4))
+def decoder_for(model: keras.Model, overrides: dict[str, Any] | None = None) -> CenterNetDecoder:
+    """The one way to a model's decoder: the settings saved with ``model`` at its output stride, ``overrides``
+    (any of :data:`~centernet_tf.decode.DECODER_SETTINGS`) on top; a plain model from centernet-tf 0.1 gets the
+    default settings at stride 4."""
+    saved = decoder_settings(model.decoder) if isinstance(model, CenterNet) else {}
+    return CenterNetDecoder(**{**saved, **(overrides or {})}, stride=getattr(model, "output_stride", 4))
 
 
 def load_centernet(path: str | Path, compile: bool = False) -> CenterNet:

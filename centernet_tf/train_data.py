@@ -13,17 +13,6 @@ from centernet_tf.data.index import DatasetIndex
 from centernet_tf.data.pipeline import DecodeWatch, build_train_dataset
 
 
-def augmentation_from_config(config: Config) -> Augmentation:
-    data = config.data
-    return Augmentation(
-        random_crop=data.random_crop,
-        scale_range=(data.scale_range[0], data.scale_range[1]),
-        crop_border=data.crop_border,
-        colour_jitter=data.colour_jitter,
-        lighting_std=data.lighting_std,
-    )
-
-
 def train_dataset_from_config(
     config: Config, train_index: DatasetIndex, stride: int = 4, input_context: tf.distribute.InputContext | None = None,
     watch: DecodeWatch | None = None,
@@ -54,7 +43,7 @@ def train_dataset_from_config(
         flip=config.data.flip,
         seed=config.train.seed,
         stride=stride,
-        augmentation=augmentation_from_config(config),
+        augmentation=Augmentation.from_settings(config.data),
         box_targets=config.loss.box == "giou_ttf",
         exact_radius=config.loss.gaussian_radius == "exact",
         watch=watch if input_context is None else None,

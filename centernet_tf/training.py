@@ -23,7 +23,7 @@ from centernet_tf.config import Config, LossConfig, TrainConfig
 from centernet_tf.data.loaders import load_split
 from centernet_tf.data.index import DatasetIndex
 from centernet_tf.data.pipeline import DecodeWatch, report_undecoded_training
-from centernet_tf.decode import CenterNetDecoder
+from centernet_tf.decode import decoder_settings
 from centernet_tf.ema import WeightAverage
 from centernet_tf.files import atomic_path, atomic_write, save_keras
 from centernet_tf.evaluation import coco_ground_truth, coco_metrics, predict_detections, voc_metrics
@@ -37,7 +37,7 @@ from centernet_tf.run_folder import (
 )
 from centernet_tf.run_pictures import write_data_pictures, write_evaluation_plots
 from centernet_tf.schedules import fine_tune_learning_rate, learning_rate_schedule, peak_learning_rate
-from centernet_tf.train_data import augmentation_from_config, require_a_batch, train_dataset_from_config  # noqa: F401
+from centernet_tf.train_data import require_a_batch, train_dataset_from_config
 from centernet_tf.transfer import set_backbone_trainable
 
 logger = logging.getLogger(__name__)
@@ -90,43 +90,10 @@ def compile_centernet(
     return model
 
 
-def decoder_settings(config: Config) -> dict[str, Any]:
-    """The ``eval`` section's decoder settings, as saved in the model."""
-    e = config.eval
-    return {
-        "max_detections": e.max_detections,
-        "score_threshold": e.score_threshold,
-        "nms": e.nms,
-        "nms_iou_threshold": e.nms_iou_threshold,
-        "nms_method": e.nms_method,
-        "nms_class_agnostic": e.nms_class_agnostic,
-        "flip_test": e.flip_test,
-        "test_scales": list(e.test_scales),
-        "scale_merge": e.scale_merge,
-    }
-
-
-def decoder_from_config(config: Config, model: keras.Model | None = None) -> CenterNetDecoder:
-    """The config's decoder settings at ``model``'s output stride (4 without a model)."""
-    if model is None:
-        return CenterNetDecoder(**decoder_settings(config))
-    return decoder_for(model, decoder_settings(config))
-
-
-def decoder_for_cli(model: keras.Model, config: Config, overrides: list[str] | tuple[str, ...] = ()) -> CenterNetDecoder:
-    """What ``evaluate.py`` and ``export.py`` decode with: the settings saved in the model (for a converted 0.1
-    model, which saved none, the config's), with explicit ``--set eval.*`` overrides on top."""
-    from_config = decoder_settings(config)
-    explicit = {text.split("=", 1)[0].strip().removeprefix("eval.") for text in overrides
-                if text.strip().startswith("eval.")}
-    saved = getattr(model, "decoder_config", None) or from_config
-    return decoder_for(model, {**saved, **{k: v for k, v in from_config.items() if k in explicit}})
-
-
 def coco_evaluation(config: Config, run_dir: Path, val_index: DatasetIndex, model: keras.Model) -> CocoEvaluation:
     return CocoEvaluation(
         val_index,
-        decoder_from_config(config, model),
+        decoder_for(model, decoder_settings(config.eval)),
         config.eval.every_n_epochs,
         run_dir / "best_model.keras",
         save_model=lambda path: save_keras(float32_model(config, model), path),
@@ -265,7 +232,7 @@ def model_from_config(
         neck=m.neck,
         head_batch_norm=m.head_batch_norm,
         class_names=class_names,
-        decoder=decoder_settings(config),
+        decoder=decoder_settings(config.eval),
         loss=loss_from_config(config.loss),
         normalization=normalization,
         synchronized_batch_norm=synchronized_batch_norm,

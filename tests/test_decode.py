@@ -178,3 +178,39 @@ def test_soft_nms_lowers_overlapping_scores_by_the_gaussian_weight() -> None:
                                sorted([0.9, 0.7, 0.8 * np.exp(-iou**2 / 0.5)], reverse=True), rtol=1e-5)
     with pytest.raises(ValueError, match="nms_method must be one of hard, soft"):
         CenterNetDecoder(nms_method="linear")
+
+
+def test_the_eval_section_holds_exactly_the_decoders_settings() -> None:
+    """The decoder states its settings once: the config's eval section has those keys (plus how to run the
+    evaluation), a config value the decoder refuses is a config error naming the eval key."""
+    import dataclasses
+
+    from centernet_tf.config import ConfigError, EvalConfig, load_config
+    from centernet_tf.decode import DECODER_SETTINGS, decoder_settings
+
+    fields = [f.name for f in dataclasses.fields(EvalConfig)]
+    assert {f for f in fields if f in DECODER_SETTINGS} == set(DECODER_SETTINGS)
+    assert [f for f in fields if f not in DECODER_SETTINGS] == ["batch_size", "every_n_epochs", "best_metric"]
+    config = load_config(None, ["eval.nms=true", "eval.soft_nms_sigma=0.3"])
+    decoder = CenterNetDecoder(**decoder_settings(config.eval))
+    assert decoder.nms and decoder.soft_nms_sigma == 0.3
+    with pytest.raises(ConfigError, match="eval.scale_merge must be one of soft_nms, nms, got 'mean'"):
+        load_config(None, ["eval.scale_merge=mean"])
+
+
+def test_a_model_saved_with_fewer_decoder_settings_loads_with_the_defaults_for_the_rest(tmp_path) -> None:
+    """Files written before a setting existed hold a shorter decoder dict: it still loads, and the decoder and
+    the CLIs' overrides work on top of it."""
+    from centernet_tf.decode import decoder_settings
+    from centernet_tf.model import CenterNet, build_centernet, decoder_for
+
+    model = build_centernet(2, "resnet10_slim", (64, 64, 3), decoder={"nms": True, "score_threshold": 0.2})
+    config = model.get_config()
+    assert config["decoder"]["soft_nms_sigma"] == 0.5 and config["decoder"]["nms"] is True
+    config["decoder"] = {"nms": True, "score_threshold": 0.2}  # as an older release saved it
+    old = CenterNet.from_config(config)
+    assert decoder_settings(old.decoder) == decoder_settings(model.decoder) and old.decoder.stride == 4
+    tuned = decoder_for(old, {"max_detections": 7})
+    assert (tuned.max_detections, tuned.nms, tuned.score_threshold) == (7, True, 0.2)
+    with pytest.raises(ValueError, match="max_detection"):
+        decoder_for(old, {"max_detection": 7})  # a misspelt setting is an error, not ignored

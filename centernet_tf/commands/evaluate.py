@@ -18,7 +18,7 @@ from centernet_tf.files import atomic_write, refuse_overwriting  # noqa: E402
 from centernet_tf.labels import class_names_for  # noqa: E402
 from centernet_tf.tta import describe as describe_test_time  # noqa: E402
 from centernet_tf.model import load_centernet  # noqa: E402
-from centernet_tf.training import decoder_for_cli  # noqa: E402
+from centernet_tf.commands import decoder_for_command  # noqa: E402
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -45,7 +45,7 @@ def main(argv: list[str] | None = None) -> int:
     model = load_centernet(args.model)
     class_names = model.class_names or class_names_for(args.model)
     index = load_split(config.data, args.split, class_names=class_names)
-    decoder = decoder_for_cli(model, config, args.overrides)
+    decoder = decoder_for_command(model, config, args.overrides)
     metrics = evaluate_model(model, index, decoder, config.eval.batch_size)
     metrics["test_time_augmentation"] = describe_test_time(decoder)
     summary = metrics.pop("summary", "")

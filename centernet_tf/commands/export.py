@@ -41,7 +41,7 @@ def main(argv: list[str] | None = None) -> int:
     from centernet_tf.export import export_saved_model, export_tflite, model_input_size, representative_images
     from centernet_tf.labels import class_names_for
     from centernet_tf.model import load_centernet
-    from centernet_tf.training import decoder_for_cli
+    from centernet_tf.commands import decoder_for_command
 
     model_path = Path(args.model)
     if args.format == "saved_model" and args.quantize != "fp32":
@@ -58,7 +58,7 @@ def main(argv: list[str] | None = None) -> int:
     if not class_names:
         class_names = [f"class_{i}" for i in range(model.num_classes)]
         log.warning("No class names in or beside %s: naming classes %s", model_path, ", ".join(class_names))
-    decoder = decoder_for_cli(model, config, args.overrides)
+    decoder = decoder_for_command(model, config, args.overrides)
 
     if args.format == "saved_model":
         output = Path(args.output) if args.output else model_path.with_name(f"{model_path.stem}_saved_model")

@@ -16,7 +16,9 @@ this crop on 1200 objects whose true boxes are read off the pixels. The Keras ch
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import tensorflow as tf
@@ -48,6 +50,15 @@ class Augmentation:
     colour_jitter: float = 0.0
     #: Std of the PCA lighting noise (CenterNet: 0.1); 0 turns it off.
     lighting_std: float = 0.0
+
+    @classmethod
+    def from_settings(cls, source: Any) -> Augmentation:
+        """The augmentation that ``source`` (the config's data section, or any object or mapping with these
+        field names) asks for; the data section's other keys are not the augmentation's business."""
+        get = source.get if isinstance(source, dict) else lambda name, default: getattr(source, name, default)
+        values = {f.name: get(f.name, f.default) for f in dataclasses.fields(cls)}
+        values["scale_range"] = tuple(float(v) for v in values["scale_range"])
+        return cls(**values)
 
 
 def random_scale_crop(
