@@ -119,7 +119,7 @@ def test_converted_checkpoint_gives_the_original_outputs(tmp_path: Path, arch: s
         assert float(offsets.abs().median()) > 1.0 and float((masks - 0.5).abs().median()) > 0.2
 
 
-@pytest.mark.parametrize("arch", ["res_18", "dla_34"])
+@pytest.mark.parametrize("arch", ["res_18", "resdcn_18"])  # resdcn_18: the deformable layer in a fresh process
 def test_conversion_cli_writes_a_keras_file_that_predicts(tmp_path: Path, arch: str) -> None:
     network = _deform_strongly(fill_randomly(TWINS[arch](80), seed=1))
     path = _save_original_checkpoint(network, tmp_path / f"ctdet_coco_{arch}.pth")
