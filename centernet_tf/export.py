@@ -290,4 +290,13 @@ def representative_images(index: Any, input_size: tuple[int, int], count: int = 
     from centernet_tf.data.pipeline import build_eval_dataset
 
     subset = type(index)(index.examples[:count], index.class_names, index.report)
-    return [image for batch in build_eval_dataset(subset, input_size, 8) for image in batch["image"].numpy()]
+    images: list[np.ndarray] = []
+    seen: set[int] = set()
+    for batch in build_eval_dataset(subset, input_size, 8):
+        images.extend(batch["image"].numpy())
+        seen.update(int(i) for i in batch["image_id"].numpy())
+    dropped = [Path(e.image_path).name for e in subset.examples if e.image_id not in seen]
+    if dropped:  # the pipeline drops a file it cannot decode; say so instead of calibrating on fewer quietly
+        logger.warning("%d of %d calibration images could not be decoded and were left out (first: %s)",
+                       len(dropped), len(subset.examples), ", ".join(dropped[:3]))
+    return images

@@ -138,3 +138,15 @@ def test_a_training_run_reports_the_images_it_could_not_decode(tmp_path: Path, c
     assert metrics["train_images_undecoded"] == 1
     assert json.loads((tmp_path / "run" / "metrics.json").read_text())["train_images_undecoded"] == 1
     assert "1 of 4 training images could not be decoded and were left out of training" in caplog.text
+
+
+def test_calibration_images_that_do_not_decode_are_counted(tmp_path: Path, caplog) -> None:
+    from centernet_tf.export import representative_images
+
+    root = _voc(tmp_path / "voc", {"a.jpg": "JPEG", "b.jpg": "JPEG", "c.jpg": "JPEG"})
+    (root / "JPEGImages" / "c.jpg").write_bytes(b"\xff\xd8\xff\xe0 not a whole jpeg \xff\xd9")
+    index = _load(root, check="annotation_sizes")
+    with caplog.at_level(logging.WARNING):
+        images = representative_images(index, (32, 32))
+    assert len(images) == 2 and images[0].shape == (32, 32, 3)
+    assert "1 of 3 calibration images could not be decoded and were left out (first: c.jpg)" in caplog.text
