@@ -8,6 +8,7 @@ compare like with like. Other images are brought to that form by one rule for al
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
@@ -129,20 +130,17 @@ def tflite_interpreter(model: str | Path | bytes, num_threads: int | None = None
     return Interpreter(model_path=str(model), num_threads=num_threads)
 
 
-class TFLiteDetector:
-    """A ``.tflite`` file from :func:`centernet_tf.export.export_tflite`: letterbox here, the rest inside.
+class _LetterboxedDetector:
+    """A fixed-size exported file (``.tflite``, ``.onnx``): the letterbox and its inverse here, the rest inside.
 
     The letterbox uses OpenCV when it is installed (:func:`letterbox_array`, no TensorFlow op per image),
     else a compiled TensorFlow function.
     """
 
-    def __init__(self, path: str | Path, num_threads: int | None = None) -> None:
-        self.interpreter = tflite_interpreter(path, num_threads)
-        self.class_names = class_names_for(path)
-        self.runner = self.interpreter.get_signature_runner("serving_default")
-        (name, detail), = self.runner.get_input_details().items()
-        self.input_name, self.input_dtype = name, detail["dtype"]
-        self.input_size = (int(detail["shape"][1]), int(detail["shape"][2]))
+    input_size: tuple[int, int]
+    input_dtype: Any = np.float32
+
+    def _set_up_letterbox(self) -> None:
         try:
             import cv2  # noqa: F401
 
@@ -155,14 +153,16 @@ class TFLiteDetector:
             )
             self._letterbox = lambda image: tuple(t.numpy() for t in compiled(tf.convert_to_tensor(image, tf.uint8)))
 
+    def _run(self, pixels: np.ndarray) -> dict[str, np.ndarray]:
+        raise NotImplementedError
+
     def detect(self, image: np.ndarray) -> Detections:
         image = as_rgb_uint8(image)
         letterboxed, letterbox = self._letterbox(image)
         pixels = letterboxed[None]
         if self.input_dtype == np.uint8:
             pixels = np.clip(np.round(pixels), 0, 255)
-        outputs = self.runner(**{self.input_name: pixels.astype(self.input_dtype, copy=False)})
-        found = _from_detection_api(outputs, *self.input_size)
+        found = _from_detection_api(self._run(pixels.astype(self.input_dtype, copy=False)), *self.input_size)
         # undo_letterbox in numpy: an eager TensorFlow call here cost milliseconds per image.
         scale, pad_x, pad_y = letterbox
         boxes = (found.boxes - np.array([pad_x, pad_y, pad_x, pad_y], np.float32)) / scale
@@ -171,8 +171,48 @@ class TFLiteDetector:
         return Detections(boxes, found.scores, found.classes)
 
 
+class TFLiteDetector(_LetterboxedDetector):
+    """A ``.tflite`` file from :func:`centernet_tf.export.export_tflite`."""
+
+    def __init__(self, path: str | Path, num_threads: int | None = None) -> None:
+        self.interpreter = tflite_interpreter(path, num_threads)
+        self.class_names = class_names_for(path)
+        self.runner = self.interpreter.get_signature_runner("serving_default")
+        (name, detail), = self.runner.get_input_details().items()
+        self.input_name, self.input_dtype = name, detail["dtype"]
+        self.input_size = (int(detail["shape"][1]), int(detail["shape"][2]))
+        self._set_up_letterbox()
+
+    def _run(self, pixels: np.ndarray) -> dict[str, np.ndarray]:
+        return self.runner(**{self.input_name: pixels})
+
+
+class ONNXDetector(_LetterboxedDetector):
+    """An ``.onnx`` file from :func:`centernet_tf.export_onnx.export_onnx`, run by ONNX Runtime on the CPU."""
+
+    def __init__(self, path: str | Path, num_threads: int | None = None) -> None:
+        try:
+            import onnxruntime
+        except ImportError as error:
+            raise ImportError('running an .onnx file needs ONNX Runtime: pip install "centernet-tf[onnx]"') from error
+        options = onnxruntime.SessionOptions()
+        if num_threads:
+            options.intra_op_num_threads = int(num_threads)
+        self.session = onnxruntime.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+        inside = self.session.get_modelmeta().custom_metadata_map.get("class_names")
+        self.class_names = json.loads(inside) if inside else class_names_for(path)
+        (model_input,) = self.session.get_inputs()
+        self.input_name = model_input.name
+        self.input_size = (int(model_input.shape[1]), int(model_input.shape[2]))
+        self.output_names = [output.name for output in self.session.get_outputs()]
+        self._set_up_letterbox()
+
+    def _run(self, pixels: np.ndarray) -> dict[str, np.ndarray]:
+        return dict(zip(self.output_names, self.session.run(self.output_names, {self.input_name: pixels})))
+
+
 def load_detector(path: str | Path, num_threads: int | None = None, decoder: CenterNetDecoder | None = None) -> Any:
-    """``.keras`` file, SavedModel directory or ``.tflite`` file -> a detector with ``detect(image)``."""
+    """``.keras`` file, SavedModel directory, ``.tflite`` or ``.onnx`` file -> a detector with ``detect(image)``."""
     path = Path(path)
     if not path.exists():
         raise FileNotFoundError(f"model not found: {path}")
@@ -180,6 +220,8 @@ def load_detector(path: str | Path, num_threads: int | None = None, decoder: Cen
         return SavedModelDetector(path)
     if path.suffix == ".tflite" and path.is_file():
         return TFLiteDetector(path, num_threads)
+    if path.suffix == ".onnx" and path.is_file():
+        return ONNXDetector(path, num_threads)
     if path.suffix == ".keras" and path.is_file():
         return KerasDetector(path, decoder)
-    raise ValueError(f"{path}: expected a .keras file, a SavedModel directory or a .tflite file")
+    raise ValueError(f"{path}: expected a .keras file, a SavedModel directory, a .tflite or an .onnx file")

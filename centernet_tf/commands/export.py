@@ -3,7 +3,9 @@
 SavedModel: ``serving_default`` takes a uint8 image ``[1, H, W, 3]`` of any size and returns the Object
 Detection API outputs (normalised ``ymin, xmin, ymax, xmax`` boxes, scores, 1-based classes, count).
 TFLite: the model config's fixed input size, normalisation and decoding inside; ``fp32``, ``fp16`` or
-``int8`` (full integer, calibrated on training images of the run's config). Label files are written beside.
+``int8`` (full integer, calibrated on training images of the run's config). ONNX (``pip install
+"centernet-tf[onnx]"``): the TFLite contract (float32 letterboxed input) for ONNX Runtime, opset 17. Label
+files are written beside; TFLite and ONNX files also carry the class names inside.
 """
 
 from __future__ import annotations
@@ -22,9 +24,9 @@ from centernet_tf.cli import add_debug_flag, run_cli, setup_logging  # noqa: E40
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--model", required=True, help="a .keras file written by train.py")
-    parser.add_argument("--format", required=True, choices=["saved_model", "tflite"])
+    parser.add_argument("--format", required=True, choices=["saved_model", "tflite", "onnx"])
     parser.add_argument("--quantize", default="fp32", choices=["fp32", "fp16", "int8"], help="TFLite only")
-    parser.add_argument("--output", help="SavedModel directory or .tflite file (default: beside the model)")
+    parser.add_argument("--output", help="SavedModel directory, .tflite or .onnx file (default: beside the model)")
     parser.add_argument("--config", help="the run's config (default: config.yaml beside the model); sets the "
                         "decoder and, for int8, the training images used for calibration")
     parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
@@ -44,7 +46,7 @@ def main(argv: list[str] | None = None) -> int:
     from centernet_tf.commands import decoder_for_command
 
     model_path = Path(args.model)
-    if args.format == "saved_model" and args.quantize != "fp32":
+    if args.format != "tflite" and args.quantize != "fp32":
         parser.error("--quantize applies to --format tflite only")
     if not model_path.is_file():
         parser.error(f"--model {model_path}: no such file")
@@ -64,6 +66,14 @@ def main(argv: list[str] | None = None) -> int:
         output = Path(args.output) if args.output else model_path.with_name(f"{model_path.stem}_saved_model")
         refuse_overwriting([output], [model_path, config_path], "--output")
         export_saved_model(model, output, class_names, decoder)
+    elif args.format == "onnx":
+        from centernet_tf.export_onnx import export_onnx
+
+        output = Path(args.output or model_path.with_name(f"{model_path.stem}.onnx"))
+        refuse_overwriting([output], [model_path, config_path], "--output")
+        if output.is_dir() or (output.exists() and output.suffix.lower() != ".onnx"):
+            raise ValueError(f"--output {output} exists and is not an .onnx file: choose another --output")
+        export_onnx(model, output, class_names, decoder)
     else:
         output = Path(args.output or model_path.with_name(f"{model_path.stem}_{args.quantize}.tflite"))
         refuse_overwriting([output], [model_path, config_path], "--output")

@@ -132,7 +132,7 @@ def predict_video(detector: Any, path: Path, output: Path, class_names: list[str
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--model", required=True,
-                        help=".keras file (loaded in Keras' safe mode), SavedModel directory or .tflite file; a "
+                        help=".keras file (loaded in Keras' safe mode), SavedModel directory, .tflite or .onnx file; a "
                              "SavedModel runs the graph it contains, so use only SavedModels from a trusted source")
     parser.add_argument("--input", required=True, help="an image, a directory of images or a video file")
     parser.add_argument("--output", default="predictions",
@@ -177,7 +177,7 @@ def main(argv: list[str] | None = None) -> int:
     detector = load_detector(args.model, num_threads=args.threads)
     class_names = detector.class_names
     if args.heatmap and not hasattr(detector, "heatmap_overlay"):
-        raise ValueError("--heatmap needs a .keras model: a SavedModel or TFLite file returns boxes only")
+        raise ValueError("--heatmap needs a .keras model: a SavedModel, TFLite or ONNX file returns boxes only")
 
     if video:
         result = predict_video(detector, source, output, class_names, args.score_threshold)
