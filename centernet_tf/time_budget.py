@@ -81,3 +81,51 @@ def apply_time_budget(config: Config, model: keras.Model, train_ds: Any, steps_p
             budget, seconds, steps_per_epoch, epochs, config.train.epochs,
         )
     return dataclasses.replace(config, train=dataclasses.replace(config.train, epochs=int(choice["epochs"])))
+
+
+class BudgetWatch(keras.callbacks.Callback):
+    """Says so, once, when training runs slower than the step time the budget was planned with: the machine's
+    speed can change after the start (other work on the same cores, a shared host), and a user who asked for an
+    hour should hear at once that it will take longer, not find out at the end. Evaluation time is not counted."""
+
+    #: Warn when the epochs are this much slower than planned.
+    TOLERANCE = 1.15
+
+    def __init__(self, planned_step_seconds: float, steps_per_epoch: int) -> None:
+        super().__init__()
+        self.planned_epoch_seconds = planned_step_seconds * steps_per_epoch
+        self.warned = False
+        self._started = 0.0
+
+    def on_epoch_begin(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
+        self._started = time.perf_counter()
+
+    def on_train_batch_end(self, batch: int, logs: dict[str, Any] | None = None) -> None:
+        if batch == 0:  # the epoch's timing starts after its first step (a new phase traces its step then)
+            self._started = time.perf_counter()
+
+    def on_epoch_end(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
+        steps = max(int(self.params.get("steps") or 1) - 1, 1)
+        epoch_seconds = (time.perf_counter() - self._started) / steps * (steps + 1)
+        self.check(epoch_seconds)
+
+    def check(self, epoch_seconds: float) -> bool:
+        """Warn (once) when one epoch took more than :data:`TOLERANCE` times the planned time; whether it did."""
+        slower = epoch_seconds > self.TOLERANCE * self.planned_epoch_seconds
+        if slower and not self.warned:
+            self.warned = True
+            logger.warning(
+                "Training runs %.0f%% slower than the step time measured at the start (%.0f s per epoch instead of "
+                "%.0f): the time budget will be exceeded by about as much. Other work on these cores slows it.",
+                100 * (epoch_seconds / self.planned_epoch_seconds - 1), epoch_seconds, self.planned_epoch_seconds,
+            )
+        return slower
+
+
+def budget_watch(run_dir: Path) -> list[BudgetWatch]:
+    """The watch for a run with a time budget (none without one)."""
+    saved = run_dir / BUDGET_FILE
+    if not saved.is_file():
+        return []
+    choice = json.loads(saved.read_text())
+    return [BudgetWatch(float(choice["step_seconds"]), int(choice["steps_per_epoch"]))]

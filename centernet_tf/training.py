@@ -30,7 +30,7 @@ from centernet_tf.evaluation import coco_ground_truth, coco_metrics, predict_det
 from centernet_tf.init_from import image_normalization, load_init_source, transfer_weights
 from centernet_tf.losses import CenterNetLoss
 from centernet_tf.model import CenterNet, build_centernet, decoder_for
-from centernet_tf.time_budget import apply_time_budget
+from centernet_tf.time_budget import apply_time_budget, budget_watch
 from centernet_tf.precision import DTYPE_POLICIES, dtype_policy, resolve_mixed_precision
 from centernet_tf.run_folder import (
     RunFolderLock, check_resume_config, check_run_folder, forget_finished_run, remove_backups, remove_partials,
@@ -124,6 +124,7 @@ def training_callbacks(
         evaluation,
         keras.callbacks.TensorBoard(log_dir=str(run_dir / "logs")),
         ResultsCSV(run_dir / "results.csv"),
+        *budget_watch(run_dir),
     ]
     if config.train.resume:
         backup = backup_dir or run_dir / "backup"

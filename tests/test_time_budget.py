@@ -47,3 +47,17 @@ def test_a_run_with_a_budget_schedules_the_epochs_that_fit_and_keeps_them_on_res
     (resumed / BUDGET_FILE).write_text(json.dumps({**choice, "epochs": 2}))
     run_training(config, resumed, verbose=0)
     assert len((resumed / "results.csv").read_text().strip().splitlines()) - 1 == 2
+
+
+def test_a_run_slower_than_planned_is_reported_once(caplog) -> None:
+    """Planned 2 s x 10 steps = 20 s per epoch: 22 s is within the tolerance, 30 s is 50% slower, said once."""
+    import logging
+
+    from centernet_tf.time_budget import BudgetWatch
+
+    watch = BudgetWatch(planned_step_seconds=2.0, steps_per_epoch=10)
+    with caplog.at_level(logging.WARNING):
+        assert not watch.check(22.0)
+        assert watch.check(30.0) and watch.check(31.0)
+    assert caplog.text.count("Training runs 50% slower than the step time measured at the start (30 s per epoch "
+                             "instead of 20)") == 1
