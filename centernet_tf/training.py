@@ -328,7 +328,8 @@ def _train_in_folder(config: Config, run_dir: Path, strategy: tf.distribute.Stra
             {"diverged": str(error), "total_seconds": round(time.perf_counter() - started, 1)}, indent=2
         ))
         raise
-    undecoded = report_undecoded_training(watch, train_index)
+    # A multi-worker run trains on each worker's own pipeline, which the watch does not see: no count there.
+    undecoded = None if is_multi_worker(strategy) else report_undecoded_training(watch, train_index)
     model_path = run_dir / "model.keras"
     save_keras(float32_model(config, model), model_path)
 

@@ -254,6 +254,27 @@ def test_a_run_folder_that_is_a_file_is_one_clear_error(tmp_path: Path, capsys) 
     assert code == 2 and "is a file" in err and (tmp_path / "run").read_text() == "a file"
 
 
+def test_a_read_only_run_folder_is_one_clear_error(tmp_path: Path, capsys, monkeypatch) -> None:
+    """The tests run as root, which ignores permissions: the file system's answer for a read-only folder
+    (``PermissionError``, errno 13) is given to every folder creation under it instead."""
+    import os
+
+    locked = tmp_path / "readonly"
+    real_mkdir = os.mkdir
+
+    def mkdir(path, *args, **kwargs):  # noqa: ANN001, ANN002, ANN003, ANN202
+        if str(path).startswith(str(locked)):
+            raise PermissionError(13, "Permission denied", str(path))
+        return real_mkdir(path, *args, **kwargs)
+
+    monkeypatch.setattr(os, "mkdir", mkdir)
+    from centernet_tf.commands.train import main
+
+    code = run_cli(main, ["--run-dir", str(locked / "run"), "--set", f"data.shapes_dir={tmp_path / 's'}"])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2 and len(err) == 1 and "Permission denied" in err[0] and "readonly" in err[0], err
+
+
 @pytest.mark.parametrize("name, fmt, message", [
     ("scan.tif", "TIFF", "scan.tif is a TIFF image, which TensorFlow does not decode: convert it to JPEG or PNG"),
     ("scan.jpg", "TIFF", "scan.jpg is a TIFF image, which TensorFlow does not decode"),
