@@ -277,6 +277,19 @@ def _tiny_hourglass(image: keras.KerasTensor, weights: str | None) -> dict:
     return hourglass_pyramid(image, weights, dims=(32, 32, 48), modules=(1, 1, 2))
 
 
+def _like_a_trained_model(net: keras.Model) -> np.random.Generator:
+    """Spread the heatmap's scores (as training does) and give deformable convolutions real offsets (a new
+    layer's are all zero); the generator that drew them, to draw more."""
+    kernel, bias = net.head_output_layers["heatmap"].get_weights()
+    net.head_output_layers["heatmap"].set_weights([kernel * 40.0, bias])
+    rng = np.random.default_rng(0)
+    for layer in net.layers:
+        if isinstance(layer, DeformableConv2D):
+            kernel, bias = layer.conv_offset_mask.get_weights()
+            layer.conv_offset_mask.set_weights([rng.normal(0, 0.05, kernel.shape), rng.normal(0, 1.5, bias.shape)])
+    return rng
+
+
 @pytest.mark.parametrize("backbone, neck, size, check_int8", [
     ("dla34", "ida_up", (64, 96), True),
     ("resnet18", "deconv3_256", (64, 96), True),
@@ -297,13 +310,7 @@ def test_original_archs_export_with_parity(
     keras.utils.set_random_seed(5)
     net = build_centernet(len(CLASSES), backbone, (*size, 3), neck=neck, head_batch_norm=False, head_conv=32,
                           decoder={"score_threshold": 0.0, "max_detections": 20})
-    kernel, bias = net.head_output_layers["heatmap"].get_weights()
-    net.head_output_layers["heatmap"].set_weights([kernel * 40.0, bias])  # spread the scores, as training does
-    rng = np.random.default_rng(0)
-    for layer in net.layers:  # deformable convolutions with real offsets (a new layer's are all zero)
-        if isinstance(layer, DeformableConv2D):
-            kernel, bias = layer.conv_offset_mask.get_weights()
-            layer.conv_offset_mask.set_weights([rng.normal(0, 0.05, kernel.shape), rng.normal(0, 1.5, bias.shape)])
+    _like_a_trained_model(net)
     keras_detector = KerasDetector(net)
     image = _image(7, (90, 130))
     expected = keras_detector.detect(image)

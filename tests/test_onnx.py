@@ -16,12 +16,11 @@ import tensorflow as tf
 pytest.importorskip("tf2onnx", reason='ONNX export needs tf2onnx: pip install -e ".[onnx]"')
 onnxruntime = pytest.importorskip("onnxruntime", reason='running .onnx files needs ONNX Runtime: pip install -e ".[onnx]"')
 
-from centernet_tf.deformable import DeformableConv2D  # noqa: E402
 from centernet_tf.export_onnx import OPSET, export_onnx  # noqa: E402
 from centernet_tf.inference import KerasDetector, ONNXDetector, load_detector  # noqa: E402
 from centernet_tf.model import build_centernet  # noqa: E402
 from centernet_tf.tta import network_outputs  # noqa: E402
-from tests.test_export import CLASSES, ENV, REPO, _image, _tiny_hourglass  # noqa: E402
+from tests.test_export import CLASSES, ENV, REPO, _image, _like_a_trained_model, _tiny_hourglass  # noqa: E402
 
 
 def _assert_same_detections_in_any_order(expected, actual, image_size: tuple[int, int]) -> None:
@@ -64,13 +63,7 @@ def test_onnx_runtime_gives_the_keras_outputs_and_detections(tmp_path: Path, bac
     # Scores below 1e-4 are left out: among them (1e-8 and less) which cells tie is float rounding, not the model.
     net = build_centernet(len(CLASSES), backbone, (*size, 3), neck=neck, head_batch_norm=False, head_conv=32,
                           decoder={"score_threshold": 1e-4, "max_detections": 20})
-    kernel, bias = net.head_output_layers["heatmap"].get_weights()
-    net.head_output_layers["heatmap"].set_weights([kernel * 40.0, bias])  # spread the scores, as training does
-    rng = np.random.default_rng(0)
-    for layer in net.layers:  # deformable convolutions with real offsets (a new layer's are all zero)
-        if isinstance(layer, DeformableConv2D):
-            kernel, bias = layer.conv_offset_mask.get_weights()
-            layer.conv_offset_mask.set_weights([rng.normal(0, 0.05, kernel.shape), rng.normal(0, 1.5, bias.shape)])
+    rng = _like_a_trained_model(net)
     pixels = rng.uniform(0, 255, (1, *size, 3)).astype(np.float32)
     expected = {k: v.numpy() for k, v in network_outputs(net, tf.constant(pixels), False).items()}
     found = _raw_onnx_outputs(net, pixels)
