@@ -30,6 +30,7 @@ sys.path.insert(0, str(REPO))
 import numpy as np  # noqa: E402
 
 from benchmarks.bccd import machine  # noqa: E402
+from centernet_tf.benchmark import interleaved_latency  # noqa: E402
 from centernet_tf.cli import setup_logging  # noqa: E402
 from centernet_tf.config import load_config  # noqa: E402
 from centernet_tf.data.loaders import load_split  # noqa: E402
@@ -71,22 +72,6 @@ def parity(reference, other, index, score_tolerance: float = 1e-4) -> dict[str, 
             "images_with_a_different_count": count_mismatch}
 
 
-def interleaved_latency(detectors: dict, index, rounds: int) -> dict[str, float]:
-    """Median ms per ``detect`` over the split's images in ``rounds`` passes; in each pass every detector runs
-    the whole split in turn, so the drift of a shared machine hits all of them alike. (Alternating per image
-    instead lets one runtime's spinning worker threads slow the other's next call.)"""
-    images = [read_image(example.image_path, example.orientation).numpy() for example in index.examples]
-    times: dict[str, list[float]] = {name: [] for name in detectors}
-    for _ in range(rounds):
-        for name, detector in detectors.items():
-            detector.detect(images[0])  # trace / allocate / wake the threads
-            for image in images:
-                started = time.perf_counter()
-                detector.detect(image)
-                times[name].append(time.perf_counter() - started)
-    return {name: round(1000 * float(np.median(t)), 2) for name, t in times.items()}
-
-
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--model", default=str(REPO / "runs" / "bccd_benchmark" / "model.keras"))
@@ -117,7 +102,8 @@ def main(argv: list[str] | None = None) -> int:
 
     detectors = {"keras": KerasDetector(model, decoder)}
     detectors.update({f"tflite_{q}": TFLiteDetector(path, args.threads) for q, path in tflite.items()})
-    latency = interleaved_latency(detectors, test, args.rounds)
+    images = [read_image(example.image_path, example.orientation).numpy() for example in test.examples]
+    latency = interleaved_latency(detectors, images, args.rounds)
     variants = {}
     for name, detector in detectors.items():
         metrics = evaluate_detector(detector, test)

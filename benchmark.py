@@ -1,0 +1,13 @@
+"""Benchmark every deployment format: ``python benchmark.py --model runs/NAME/model.keras [--split test]``.
+
+The same program as the installed ``centernet-benchmark`` command (:mod:`centernet_tf.commands.benchmark`).
+"""
+
+import os
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # before TensorFlow is imported
+
+from centernet_tf.commands.benchmark import run  # noqa: E402
+
+if __name__ == "__main__":
+    raise SystemExit(run())
