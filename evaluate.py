@@ -5,7 +5,7 @@ The same program as the installed ``centernet-evaluate`` command (:mod:`centerne
 
 import os
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # before TensorFlow is imported
+os.environ["CENTERNET_TF_COMMAND"] = "1"  # quiet TensorFlow's C++ log (centernet_tf.native_log)
 
 from centernet_tf.commands.evaluate import run  # noqa: E402
 

@@ -7,10 +7,14 @@ the ``.keras`` files that training writes.
 import os as _os
 import sys as _sys
 
-if _os.path.basename(_sys.argv[0] if _sys.argv else "").startswith("centernet-"):
-    # A console command (centernet-train...): TensorFlow's C++ start-up lines would bury its own output; set
-    # before TensorFlow is first imported, and a value the user set wins.
+if _os.path.basename(_sys.argv[0] if _sys.argv else "").startswith("centernet-") or \
+        _os.environ.pop("CENTERNET_TF_COMMAND", None) == "1":
+    # A command (centernet-train..., or the repository's train.py...): TensorFlow's C++ log lines would bury its
+    # own output. Set before TensorFlow is first imported; a value the user set wins, --debug shows them all.
     _os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    from centernet_tf.native_log import quiet_native_log as _quiet_native_log
+
+    _quiet_native_log()
 
 from centernet_tf import losses  # noqa: E402
 from centernet_tf.backbones import available_backbones, build_backbone, register_backbone  # noqa: E402

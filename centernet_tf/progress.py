@@ -9,6 +9,8 @@ import time
 from collections.abc import Iterable, Iterator
 from typing import IO, TypeVar
 
+from centernet_tf.native_log import stderr_is_terminal
+
 T = TypeVar("T")
 
 #: Steps shorter than this print nothing: the bar is for waits a user would wonder about.
@@ -26,7 +28,7 @@ def progress(
     """Yield ``items``; once the step has taken ``min_seconds``, show ``title  37/120 [=====>    ] 31% ETA 0:42``
     (redrawn in place on a terminal; elsewhere a single ``title: 120 in 1:05`` line at the end)."""
     stream = stream or sys.stderr
-    terminal = hasattr(stream, "isatty") and stream.isatty()
+    terminal = hasattr(stream, "isatty") and stream.isatty() or (stream is sys.stderr and stderr_is_terminal())
     started = time.perf_counter()
     last = float("-inf")  # the first step past min_seconds draws at once, later ones every 0.2 s
     shown = False

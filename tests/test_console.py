@@ -1,0 +1,73 @@
+"""A command's console: TensorFlow's C++ log lines are kept off it, everything of ours (warnings, counted
+reports, errors, progress) passes, and --debug or CENTERNET_TF_NATIVE_LOG=1 brings the native lines back."""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+from centernet_tf.native_log import is_native_log_line
+
+REPO = Path(__file__).resolve().parents[1]
+NATIVE = re.compile(r"^[IWEF]\d{4} |^WARNING: All log messages before absl", re.MULTILINE)
+
+
+def test_native_lines_are_told_from_ours() -> None:
+    assert is_native_log_line(b"I0000 00:00:1796036726.657146   16063 port.cc:153] oneDNN custom operations are on.")
+    assert is_native_log_line(b"E0000 00:00:1796036730.402430   16063 cuda_platform.cc:52] failed call to cuInit")
+    assert is_native_log_line(b"W1130 11:06:24.123456 140 ignore_errors_dataset_op.cc:125] Error raised")
+    assert is_native_log_line(b"WARNING: All log messages before absl::InitializeLog() is called are written to STDERR")
+    assert not is_native_log_line(b"2026-11-30 11:05:30,385 WARNING centernet_tf.data.loaders: 3 images skipped")
+    assert not is_native_log_line(b"train.py: error: data.root = '/x' does not exist")
+    assert not is_native_log_line(b"I0000 is a file name someone chose")
+
+
+def test_the_filter_passes_our_lines_and_progress_redraws_in_order(tmp_path: Path) -> None:
+    script = (
+        "import os, sys\n"
+        "os.environ['CENTERNET_TF_COMMAND'] = '1'\n"
+        "import centernet_tf  # as a command: the filter starts before TensorFlow is imported\n"
+        "os.write(2, b'I0000 00:00:1.5   7 port.cc:1] native\\nours 1\\n')\n"
+        "sys.stderr.write('bar 1/2\\rbar 2/2\\r\\n'); sys.stderr.flush()\n"
+        "os.write(2, b'E0000 00:00:2.5   7 cuda_platform.cc:52] failed call to cuInit\\nlast words')\n"
+    )
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, timeout=120,
+                          env={**os.environ, "PYTHONPATH": str(REPO)}, cwd=tmp_path)
+    assert done.returncode == 0
+    assert done.stderr == b"ours 1\nbar 1/2\rbar 2/2\r\nlast words"
+
+
+def test_train_py_prints_no_native_line_and_still_reports_a_dropped_image(tmp_path: Path) -> None:
+    rng = np.random.default_rng(0)
+    (tmp_path / "voc" / "Annotations").mkdir(parents=True)
+    (tmp_path / "voc" / "JPEGImages").mkdir()
+    for i in range(4):
+        Image.fromarray(rng.integers(0, 256, (48, 64, 3), dtype=np.uint8)).save(tmp_path / "voc" / "JPEGImages" / f"{i}.jpg")
+        (tmp_path / "voc" / "Annotations" / f"{i}.xml").write_text(
+            f"<annotation><filename>{i}.jpg</filename><size><width>64</width><height>48</height><depth>3</depth>"
+            "</size><object><name>cat</name><bndbox><xmin>8</xmin><ymin>8</ymin><xmax>40</xmax><ymax>40</ymax>"
+            "</bndbox></object></annotation>")
+    (tmp_path / "voc" / "JPEGImages" / "3.jpg").write_bytes(b"\xff\xd8\xff\xe0 not a whole jpeg \xff\xd9")
+    command = [sys.executable, str(REPO / "train.py"), "--run-dir", str(tmp_path / "run")]
+    for override in ["data.format=voc", f"data.root={tmp_path / 'voc'}", "data.image_check=annotation_sizes",
+                     "data.class_names=[cat]", "data.train_split=null", "data.val_split=null",
+                     "model.backbone=resnet10_slim", "model.input_size=[32,32]", "train.epochs=1",
+                     "train.batch_size=1", "train.steps_per_epoch=5", "train.warmup_steps=1"]:
+        command += ["--set", override]
+    env = {k: v for k, v in os.environ.items() if k not in ("TF_CPP_MIN_LOG_LEVEL", "CENTERNET_TF_NATIVE_LOG")}
+    done = subprocess.run(command, capture_output=True, text=True, timeout=600, env=env, cwd=tmp_path)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert not NATIVE.search(done.stderr), NATIVE.findall(done.stderr)
+    assert "1 of 4 training images could not be decoded and were left out of training" in done.stderr
+    # The same start with the native log asked for: TensorFlow's lines are there (oneDNN's at least, on x86).
+    shown = subprocess.run([sys.executable, "-c", "import os; os.environ['CENTERNET_TF_COMMAND'] = '1'; "
+                            "import centernet_tf, tensorflow as tf; tf.constant(1) + 1"],
+                           capture_output=True, text=True, timeout=300, cwd=tmp_path,
+                           env={**env, "PYTHONPATH": str(REPO), "CENTERNET_TF_NATIVE_LOG": "1"})
+    assert shown.returncode == 0 and NATIVE.search(shown.stderr), shown.stderr[-2000:]
