@@ -7,29 +7,20 @@ import json
 from pathlib import Path
 
 import keras
-import numpy as np
 import pytest
 import yaml
-from PIL import Image
 
 from centernet_tf.cli import run_cli
 from centernet_tf.config import load_config
 from centernet_tf.model import build_centernet
+from tests.test_unreadable_images import _voc
 
 
 @pytest.fixture(scope="module")
 def run_folder(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A model and its config.yaml over a 4-image VOC set, as a training run leaves them."""
     root = tmp_path_factory.mktemp("bench")
-    rng = np.random.default_rng(0)
-    (root / "voc" / "Annotations").mkdir(parents=True)
-    (root / "voc" / "JPEGImages").mkdir()
-    for i in range(4):
-        Image.fromarray(rng.integers(0, 256, (48, 64, 3), dtype=np.uint8)).save(root / "voc" / "JPEGImages" / f"{i}.jpg")
-        (root / "voc" / "Annotations" / f"{i}.xml").write_text(
-            f"<annotation><filename>{i}.jpg</filename><size><width>64</width><height>48</height><depth>3</depth>"
-            "</size><object><name>cat</name><bndbox><xmin>8</xmin><ymin>8</ymin><xmax>40</xmax><ymax>40</ymax>"
-            "</bndbox></object></annotation>")
+    _voc(root / "voc", {f"{i}.jpg": "JPEG" for i in range(4)})
     config = load_config(None, ["data.format=voc", f"data.root={root / 'voc'}", "data.train_split=null",
                                 "data.val_split=null", "data.class_names=[cat]", "model.backbone=resnet10_slim",
                                 "model.input_size=[64,64]", "eval.score_threshold=0.0", "eval.max_detections=5"])

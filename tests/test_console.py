@@ -9,10 +9,8 @@ import subprocess
 import sys
 from pathlib import Path
 
-import numpy as np
-from PIL import Image
-
 from centernet_tf.native_log import is_native_log_line
+from tests.test_unreadable_images import _voc
 
 REPO = Path(__file__).resolve().parents[1]
 NATIVE = re.compile(r"^[IWEF]\d{4} |^WARNING: All log messages before absl", re.MULTILINE)
@@ -44,15 +42,7 @@ def test_the_filter_passes_our_lines_and_progress_redraws_in_order(tmp_path: Pat
 
 
 def test_train_py_prints_no_native_line_and_still_reports_a_dropped_image(tmp_path: Path) -> None:
-    rng = np.random.default_rng(0)
-    (tmp_path / "voc" / "Annotations").mkdir(parents=True)
-    (tmp_path / "voc" / "JPEGImages").mkdir()
-    for i in range(4):
-        Image.fromarray(rng.integers(0, 256, (48, 64, 3), dtype=np.uint8)).save(tmp_path / "voc" / "JPEGImages" / f"{i}.jpg")
-        (tmp_path / "voc" / "Annotations" / f"{i}.xml").write_text(
-            f"<annotation><filename>{i}.jpg</filename><size><width>64</width><height>48</height><depth>3</depth>"
-            "</size><object><name>cat</name><bndbox><xmin>8</xmin><ymin>8</ymin><xmax>40</xmax><ymax>40</ymax>"
-            "</bndbox></object></annotation>")
+    _voc(tmp_path / "voc", {f"{i}.jpg": "JPEG" for i in range(4)})
     (tmp_path / "voc" / "JPEGImages" / "3.jpg").write_bytes(b"\xff\xd8\xff\xe0 not a whole jpeg \xff\xd9")
     command = [sys.executable, str(REPO / "train.py"), "--run-dir", str(tmp_path / "run")]
     for override in ["data.format=voc", f"data.root={tmp_path / 'voc'}", "data.image_check=annotation_sizes",
