@@ -128,8 +128,8 @@ class LossConfig:
 @dataclass
 class TrainConfig:
     epochs: int = 10
-    #: Train for about this many minutes instead of train.epochs: the step time is measured before training
-    #: and the epochs that fit are scheduled (warm-up and decay over them). Evaluation time is extra.
+    #: Train about this many minutes instead of train.epochs: the epochs that fit, from the step time, re-planned
+    #: after each epoch from its wall time (evaluations included; the final one and saving are extra).
     time_budget_minutes: float | None = None
     batch_size: int = 16
     #: Peak Adam learning rate; None scales base_learning_rate linearly: base * batch_size / 32.

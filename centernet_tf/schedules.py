@@ -47,6 +47,24 @@ class StepDecayWithWarmup(keras.optimizers.schedules.LearningRateSchedule):
         }
 
 
+@keras.saving.register_keras_serializable(package="centernet_tf")
+class StretchableCosineDecay(keras.optimizers.schedules.CosineDecay):
+    """Keras' ``CosineDecay`` (with warm-up) whose length can change while it trains: a time budget re-plans the
+    epochs after each one, and the decay must then still end at the new last step. ``decay_steps`` is a variable
+    the compiled step reads, so :meth:`stretch` needs no retrace."""
+
+    def __init__(self, initial_learning_rate: float, decay_steps: int, **kwargs: Any) -> None:
+        super().__init__(initial_learning_rate, int(decay_steps), **kwargs)
+        self.decay_steps = keras.Variable(float(decay_steps), dtype="float32", trainable=False, name="decay_steps")
+
+    def stretch(self, decay_steps: int) -> None:
+        """Decay over ``decay_steps`` steps after the warm-up from now on (at least 1)."""
+        self.decay_steps.assign(float(max(int(decay_steps), 1)))
+
+    def get_config(self) -> dict[str, Any]:
+        return {**super().get_config(), "decay_steps": int(ops.convert_to_numpy(self.decay_steps))}
+
+
 def peak_learning_rate(train: TrainConfig) -> float:
     """``train.learning_rate`` if set, else the paper's 1.25e-4 per 32 images scaled to ``train.batch_size``."""
     if train.learning_rate is not None:
@@ -78,7 +96,7 @@ def learning_rate_schedule(
     peak = peak_learning_rate(train) if peak is None else peak
     warmup = min(train.warmup_steps, max(total_steps - 1, 0))
     if train.lr_schedule == "cosine":
-        return keras.optimizers.schedules.CosineDecay(
+        return StretchableCosineDecay(
             initial_learning_rate=0.0 if warmup else peak,
             decay_steps=max(total_steps - warmup, 1),
             warmup_target=peak if warmup else None,

@@ -2,8 +2,11 @@
 
 A user's limit is the hour they wait, not an epoch count: the same config trains 20 epochs on a laptop and 200
 on a GPU. The schedule (warm-up, cosine decay) is laid over the epochs that fit, so it still ends at a low
-learning rate instead of being cut off half-way. The step is timed with the backbone trainable (the slowest
-phase), so the budget is an upper bound; evaluation time is not in it (``metrics.json`` reports both).
+learning rate instead of being cut off half-way. The first plan comes from a step timed with the backbone
+trainable (the slowest phase); after every epoch of the last phase the plan is made again from the epochs' own
+wall time (evaluations included: the user waits for them too), as Ultralytics' ``time=`` does, because a
+machine's speed changes while it trains (other work on the cores, a shared host). The budget counts from the
+step timing to the end of the last epoch; the final evaluation and saving come after it.
 """
 
 from __future__ import annotations
@@ -13,6 +16,7 @@ import json
 import logging
 import statistics
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -27,8 +31,12 @@ logger = logging.getLogger(__name__)
 #: Steps run before timing (the first traces and compiles the step) and steps timed.
 WARMUP_STEPS = 2
 TIMED_STEPS = 8
-#: Where the chosen epoch count is kept, so a resumed run keeps the schedule it started with.
+#: Where the plan (epochs) and the time spent are kept, so a resumed run goes on with both.
 BUDGET_FILE = "time_budget.json"
+#: The re-planned run may grow to at most this many times the epochs first planned for its last phase.
+MAX_STRETCH = 3
+#: Epochs whose wall time (the phase's first, which traces the step, left out) gives the re-planning estimate.
+RECENT_EPOCHS = 5
 
 
 def measure_step_seconds(model: keras.Model, config: Config, train_ds: Any, timed_steps: int = TIMED_STEPS) -> float:
@@ -59,8 +67,9 @@ def epochs_for_budget(budget_minutes: float, step_seconds: float, steps_per_epoc
 def apply_time_budget(config: Config, model: keras.Model, train_ds: Any, steps_per_epoch: int, run_dir: Path) -> Config:
     """``config`` with ``train.epochs`` set from ``train.time_budget_minutes`` (unchanged without one).
 
-    The choice is written to ``<run_dir>/time_budget.json``; a resumed run reads it back instead of timing
-    again, so its schedule is the one its backup was trained with.
+    The plan is written to ``<run_dir>/time_budget.json`` (and updated after each epoch by
+    :class:`BudgetPlanner`); a resumed run reads it back instead of timing again, so it goes on with the plan
+    and the time already spent.
     """
     budget = config.train.time_budget_minutes
     if budget is None:
@@ -68,13 +77,14 @@ def apply_time_budget(config: Config, model: keras.Model, train_ds: Any, steps_p
     saved = run_dir / BUDGET_FILE
     if saved.is_file():
         choice = json.loads(saved.read_text())
-        logger.info("Time budget: %d epochs, as chosen when this run started (%s)", choice["epochs"], saved)
+        logger.info("Time budget: %d epochs, as planned when this run stopped (%s)", choice["epochs"], saved)
     else:
+        started = time.perf_counter()
         seconds = measure_step_seconds(model, config, train_ds)
         min_epochs = config.train.freeze_backbone_epochs + 1
         epochs = epochs_for_budget(budget, seconds, steps_per_epoch, min_epochs)
         choice = {"budget_minutes": budget, "step_seconds": round(seconds, 4), "steps_per_epoch": steps_per_epoch,
-                  "epochs": epochs}
+                  "epochs": epochs, "elapsed_seconds": round(time.perf_counter() - started, 1)}
         atomic_write(saved, json.dumps(choice, indent=2))
         logger.info(
             "Time budget %.0f min: %.2f s per step x %d steps per epoch -> %d epochs (train.epochs %d ignored)",
@@ -83,49 +93,94 @@ def apply_time_budget(config: Config, model: keras.Model, train_ds: Any, steps_p
     return dataclasses.replace(config, train=dataclasses.replace(config.train, epochs=int(choice["epochs"])))
 
 
-class BudgetWatch(keras.callbacks.Callback):
-    """Says so, once, when training runs slower than the step time the budget was planned with: the machine's
-    speed can change after the start (other work on the same cores, a shared host), and a user who asked for an
-    hour should hear at once that it will take longer, not find out at the end. Evaluation time is not counted."""
+def plan_last_epoch(epochs_done: int, seconds_left: float, epoch_seconds: float) -> int:
+    """The epoch to end on: the ``epochs_done`` so far plus the whole epochs of ``epoch_seconds`` that still fit
+    in ``seconds_left`` (none when the budget is spent)."""
+    return epochs_done + max(int(seconds_left // max(epoch_seconds, 1e-9)), 0)
 
-    #: Warn when the epochs are this much slower than planned.
-    TOLERANCE = 1.15
 
-    def __init__(self, planned_step_seconds: float, steps_per_epoch: int) -> None:
+class BudgetPlanner(keras.callbacks.Callback):
+    """Counts the wall time of every epoch into ``time_budget.json`` and, in the last training phase, plans the
+    run's end again after each epoch: the epochs that still fit at the recent pace, the cosine decay stretched
+    (or shortened) to end there, training stopped once the plan is reached. Goes before the evaluation in the
+    callback list, so the evaluation knows the last epoch when it comes."""
+
+    def __init__(
+        self,
+        run_dir: Path,
+        first_epoch: int,
+        re_plan: bool,
+        max_epoch: int | None = None,
+        schedule: Any = None,
+        progbar: keras.callbacks.ProgbarLogger | None = None,
+        clock: Callable[[], float] = time.perf_counter,
+    ) -> None:
         super().__init__()
-        self.planned_epoch_seconds = planned_step_seconds * steps_per_epoch
-        self.warned = False
-        self._started = 0.0
+        self.path = run_dir / BUDGET_FILE
+        self.plan = json.loads(self.path.read_text())
+        self.first_epoch = first_epoch
+        self.re_plan = re_plan
+        self.max_epoch = max_epoch  # what ``fit`` was given: the plan cannot go past it
+        self.schedule = schedule if hasattr(schedule, "stretch") else None
+        self.progbar = progbar
+        self.clock = clock
+        self.epoch_seconds: list[float] = []
+        self._mark = 0.0
 
-    def on_epoch_begin(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
-        self._started = time.perf_counter()
+    @property
+    def last_epoch(self) -> int:
+        return int(self.plan["epochs"])
 
-    def on_train_batch_end(self, batch: int, logs: dict[str, Any] | None = None) -> None:
-        if batch == 0:  # the epoch's timing starts after its first step (a new phase traces its step then)
-            self._started = time.perf_counter()
+    def on_train_begin(self, logs: dict[str, Any] | None = None) -> None:
+        self._mark = self.clock()
+        if self.re_plan:
+            self._show(self.last_epoch)
 
     def on_epoch_end(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
-        steps = max(int(self.params.get("steps") or 1) - 1, 1)
-        epoch_seconds = (time.perf_counter() - self._started) / steps * (steps + 1)
-        self.check(epoch_seconds)
+        now = self.clock()  # since the last epoch's end: this epoch's training and the callbacks after the last
+        self.epoch_seconds.append(now - self._mark)
+        self._mark = now
+        self.plan["elapsed_seconds"] = round(float(self.plan.get("elapsed_seconds", 0.0)) + self.epoch_seconds[-1], 1)
+        if self.re_plan:
+            recent = (self.epoch_seconds[1:] or self.epoch_seconds)[-RECENT_EPOCHS:]
+            pace = statistics.fmean(recent)
+            last = plan_last_epoch(epoch + 1, 60.0 * self.plan["budget_minutes"] - self.plan["elapsed_seconds"], pace)
+            last = min(last, self.max_epoch or last)
+            if last != self.last_epoch:
+                logger.info("Time budget: %d epochs instead of %d (%.0f s per epoch, %.1f of %.0f min spent)",
+                            last, self.last_epoch, pace, self.plan["elapsed_seconds"] / 60, self.plan["budget_minutes"])
+                self.plan["epochs"] = last
+                self._show(last)
+            if epoch + 1 >= last:
+                self.model.stop_training = True
+        atomic_write(self.path, json.dumps(self.plan, indent=2))
 
-    def check(self, epoch_seconds: float) -> bool:
-        """Warn (once) when one epoch took more than :data:`TOLERANCE` times the planned time; whether it did."""
-        slower = epoch_seconds > self.TOLERANCE * self.planned_epoch_seconds
-        if slower and not self.warned:
-            self.warned = True
-            logger.warning(
-                "Training runs %.0f%% slower than the step time measured at the start (%.0f s per epoch instead of "
-                "%.0f): the time budget will be exceeded by about as much. Other work on these cores slows it.",
-                100 * (epoch_seconds / self.planned_epoch_seconds - 1), epoch_seconds, self.planned_epoch_seconds,
-            )
-        return slower
+    def _show(self, last: int) -> None:
+        """Tell the schedule, the evaluation (which evaluates at ``params["epochs"]``) and the progress bar."""
+        if self.schedule is not None:
+            self.schedule.stretch((last - self.first_epoch) * int(self.plan["steps_per_epoch"]) - self.schedule.warmup_steps)
+        self.params["epochs"] = last
+        if self.progbar is not None:
+            self.progbar.epochs = last
 
 
-def budget_watch(run_dir: Path) -> list[BudgetWatch]:
-    """The watch for a run with a time budget (none without one)."""
+def budget_planner(
+    run_dir: Path, first_epoch: int, last_epoch: int, last_phase: bool, schedule: Any
+) -> tuple[list[keras.callbacks.Callback], int]:
+    """The callbacks (planner, and a progress bar it can update) of one training phase and the ``epochs`` to
+    give ``fit``: without a budget, none and ``last_epoch``; in the last phase room for the plan to grow."""
+    if not (run_dir / BUDGET_FILE).is_file():
+        return [], last_epoch
+    fit_epochs = first_epoch + MAX_STRETCH * (last_epoch - first_epoch) if last_phase else last_epoch
+    progbar = keras.callbacks.ProgbarLogger()
+    planner = BudgetPlanner(run_dir, first_epoch, last_phase, fit_epochs, schedule=schedule, progbar=progbar)
+    return [planner, progbar], fit_epochs
+
+
+def planned_epochs(config: Config, run_dir: Path) -> Config:
+    """``config`` with ``train.epochs`` as the time budget's plan ended (unchanged without a budget)."""
     saved = run_dir / BUDGET_FILE
-    if not saved.is_file():
-        return []
-    choice = json.loads(saved.read_text())
-    return [BudgetWatch(float(choice["step_seconds"]), int(choice["steps_per_epoch"]))]
+    if config.train.time_budget_minutes is None or not saved.is_file():
+        return config
+    epochs = int(json.loads(saved.read_text())["epochs"])
+    return dataclasses.replace(config, train=dataclasses.replace(config.train, epochs=epochs))

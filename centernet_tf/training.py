@@ -30,7 +30,7 @@ from centernet_tf.evaluation import coco_ground_truth, coco_metrics, predict_det
 from centernet_tf.init_from import image_normalization, load_init_source, transfer_weights
 from centernet_tf.losses import CenterNetLoss
 from centernet_tf.model import CenterNet, build_centernet, decoder_for
-from centernet_tf.time_budget import apply_time_budget, budget_watch
+from centernet_tf.time_budget import apply_time_budget, budget_planner, planned_epochs
 from centernet_tf.precision import DTYPE_POLICIES, dtype_policy, resolve_mixed_precision
 from centernet_tf.run_folder import (
     RunFolderLock, check_resume_config, check_run_folder, forget_finished_run, remove_backups, remove_partials,
@@ -71,18 +71,21 @@ def training_phases(train: TrainConfig) -> list[TrainingPhase]:
     ]
 
 
-def compile_centernet(
-    model: keras.Model, config: Config, steps_per_epoch: int, phase: TrainingPhase | None = None
-) -> keras.Model:
-    """Adam with the config's schedule; the loss is the model's own (:meth:`CenterNet.compute_loss`), and Keras
-    logs ``loss`` and ``heatmap_loss``/``wh_loss``/``offset_loss``.
-
-    ``phase`` (default: all epochs at the configured rate) sets the span and peak of the learning-rate schedule.
-    """
+def phase_schedule(config: Config, steps_per_epoch: int, phase: TrainingPhase | None = None) -> Any:
+    """The learning-rate schedule of ``phase`` (default: all epochs at the configured rate): its span and peak."""
     phase = phase or training_phases(config.train)[0]
-    schedule = learning_rate_schedule(
+    return learning_rate_schedule(
         config.train, steps_per_epoch, phase.first_epoch, phase.last_epoch, phase.peak_learning_rate
     )
+
+
+def compile_centernet(
+    model: keras.Model, config: Config, steps_per_epoch: int, phase: TrainingPhase | None = None,
+    schedule: Any = None,
+) -> keras.Model:
+    """Adam with ``schedule`` (default: :func:`phase_schedule` of ``phase``); the loss is the model's own
+    (:meth:`CenterNet.compute_loss`), and Keras logs ``loss`` and ``heatmap_loss``/``wh_loss``/``offset_loss``."""
+    schedule = schedule or phase_schedule(config, steps_per_epoch, phase)
     model.compile(
         optimizer=keras.optimizers.Adam(schedule, global_clipnorm=config.train.gradient_clip_norm),
         jit_compile=config.train.jit_compile,
@@ -110,21 +113,23 @@ def training_callbacks(
     evaluation: CocoEvaluation,
     backup_dir: Path | None = None,
     delete_backup: bool = True,
+    budget: tuple[keras.callbacks.Callback, ...] = (),
 ) -> list[keras.callbacks.Callback]:
     """COCO mAP + best model, TensorBoard (losses, learning rate, mAP) and, unless disabled, crash-safe resume.
 
-    The first callback is always the :class:`CocoEvaluation`; its ``latest`` metrics are those after the last epoch.
+    ``budget``: the time budget's planner and progress bar (:func:`~centernet_tf.time_budget.budget_planner`).
     """
     # The evaluation runs before TensorBoard, so the mAP it adds to the epoch logs is written too.
     callbacks: list[keras.callbacks.Callback] = [
         DivergenceGuard(),  # first: a NaN epoch raises before any callback below can save it
+        *budget[:1],  # before the evaluation, which must know whether this epoch is the last
         # The averaged weights in the model at each epoch's end, so evaluation, best model and backup see them
         # (swapped back before the next epoch trains; after the last one they stay).
         *([WeightAverage(config.train.ema_momentum)] if config.train.ema_momentum is not None else []),
         evaluation,
         keras.callbacks.TensorBoard(log_dir=str(run_dir / "logs")),
         ResultsCSV(run_dir / "results.csv"),
-        *budget_watch(run_dir),
+        *budget[1:],  # the progress bar last, so its epoch line has the mAP
     ]
     if config.train.resume:
         backup = backup_dir or run_dir / "backup"
@@ -174,20 +179,24 @@ def fit_phases(
                 number, len(phases), phase.name, phase.first_epoch + 1, phase.last_epoch,
                 "frozen" if phase.frozen_backbone else "trainable", changed, phase.peak_learning_rate,
             )
-        compile_centernet(model, config, steps_per_epoch, phase)
+        schedule = phase_schedule(config, steps_per_epoch, phase)
+        compile_centernet(model, config, steps_per_epoch, schedule=schedule)
+        budget, fit_epochs = budget_planner(run_dir, phase.first_epoch, phase.last_epoch, last, schedule)
         backup = run_dir / ("backup" if last else f"backup_{phase.name}")
         # The last backup stays until model.keras and metrics.json are written (run_folder.remove_backups).
-        callbacks = training_callbacks(config, run_dir, val_index, evaluation, backup, delete_backup=False)
+        callbacks = training_callbacks(
+            config, run_dir, val_index, evaluation, backup, delete_backup=False, budget=tuple(budget)
+        )
         if is_multi_worker(strategy):
             history = fit_on_strategy(
-                model, strategy, train_ds, epochs=phase.last_epoch, steps_per_epoch=steps_per_epoch,
+                model, strategy, train_ds, epochs=fit_epochs, steps_per_epoch=steps_per_epoch,
                 callbacks=callbacks, initial_epoch=phase.first_epoch, verbose=verbose,
             )
         else:
             history = model.fit(
                 train_ds,
                 initial_epoch=phase.first_epoch,
-                epochs=phase.last_epoch,
+                epochs=fit_epochs,
                 steps_per_epoch=steps_per_epoch,
                 callbacks=callbacks,
                 verbose=verbose,
@@ -328,6 +337,7 @@ def _train_in_folder(config: Config, run_dir: Path, strategy: tf.distribute.Stra
             {"diverged": str(error), "total_seconds": round(time.perf_counter() - started, 1)}, indent=2
         ))
         raise
+    config = planned_epochs(config, run_dir)  # a time budget re-plans the epochs while it trains
     # A multi-worker run trains on each worker's own pipeline, which the watch does not see: no count there.
     undecoded = None if is_multi_worker(strategy) else report_undecoded_training(watch, train_index)
     model_path = run_dir / "model.keras"
@@ -346,6 +356,7 @@ def _train_in_folder(config: Config, run_dir: Path, strategy: tf.distribute.Stra
         train_seconds=round(time.perf_counter() - started - evaluation.seconds, 1),
         eval_seconds=round(evaluation.seconds, 1),
         total_seconds=round(time.perf_counter() - started, 1),
+        epochs=config.train.epochs,
         final_losses=_final_losses(history),
         train_images_undecoded=undecoded,
         model_path=str(model_path),
