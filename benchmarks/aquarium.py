@@ -24,9 +24,9 @@ from bccd import machine  # noqa: E402  (also sets up the import path and Tensor
 from centernet_tf.cli import format_metrics, setup_logging  # noqa: E402
 from centernet_tf.config import load_config  # noqa: E402
 from centernet_tf.data.loaders import load_split  # noqa: E402
-from centernet_tf.evaluation import evaluate_model  # noqa: E402
-from centernet_tf.model import load_centernet  # noqa: E402
-from centernet_tf.training import run_training  # noqa: E402
+from centernet_tf.evaluation.metrics import evaluate_model  # noqa: E402
+from centernet_tf.model.centernet import load_centernet  # noqa: E402
+from centernet_tf.train.training import run_training  # noqa: E402
 
 #: What "from scratch" changes: random initialisation and no frozen-backbone phase.
 FROM_SCRATCH = ["model.backbone_weights=null", "train.freeze_backbone_epochs=0"]

@@ -4,7 +4,7 @@
 
 For each arch (``res_18``, ``res_101``, ``dlav0_34``, ``hourglass``, 80 classes) a PyTorch twin of the original
 network (``tests/torch_reference.py``) gets random weights and BatchNorm statistics, its state dict is converted
-with :func:`centernet_tf.convert.model_from_state_dict`, and both run the raw forward pass (batch 1, no
+with :func:`centernet_tf.deploy.convert.model_from_state_dict`, and both run the raw forward pass (batch 1, no
 decoding) on the same input: Keras as a ``tf.function``, PyTorch in ``torch.no_grad()``, each on 2 threads,
 taking turns for ``--rounds`` rounds after a warm-up; medians are reported, with the largest heatmap
 difference between the two as a check that they compute the same thing. The TFLite int8 file (the product's
@@ -27,9 +27,9 @@ import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
 from benchmarks.bccd import machine  # noqa: E402
-from centernet_tf.convert import ORIGINAL_NORMALIZATION, model_from_state_dict  # noqa: E402
-from centernet_tf.export import export_tflite  # noqa: E402
-from centernet_tf.inference import tflite_interpreter  # noqa: E402
+from centernet_tf.deploy.convert import ORIGINAL_NORMALIZATION, model_from_state_dict  # noqa: E402
+from centernet_tf.deploy.export import export_tflite  # noqa: E402
+from centernet_tf.deploy.inference import tflite_interpreter  # noqa: E402
 
 ARCHS = ("res_18", "res_101", "dlav0_34", "hourglass")
 SIZE = (512, 512)

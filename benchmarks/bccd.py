@@ -24,7 +24,7 @@ sys.path.insert(0, str(REPO))
 
 from centernet_tf.cli import format_metrics, setup_logging  # noqa: E402
 from centernet_tf.config import load_config  # noqa: E402
-from centernet_tf.training import run_training  # noqa: E402
+from centernet_tf.train.training import run_training  # noqa: E402
 
 #: Overrides that turn every augmentation but the horizontal flip off.
 NO_AUGMENTATION = ["data.random_crop=false", "data.colour_jitter=0", "data.lighting_std=0"]

@@ -25,10 +25,10 @@ import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
 from benchmarks.bccd import machine  # noqa: E402
-from centernet_tf.convert import build_original_arch  # noqa: E402
-from centernet_tf.deformable import DeformableConv2D  # noqa: E402
-from centernet_tf.export import export_tflite  # noqa: E402
-from centernet_tf.inference import tflite_interpreter  # noqa: E402
+from centernet_tf.deploy.convert import build_original_arch  # noqa: E402
+from centernet_tf.deploy.export import export_tflite  # noqa: E402
+from centernet_tf.deploy.inference import tflite_interpreter  # noqa: E402
+from centernet_tf.model.deformable import DeformableConv2D  # noqa: E402
 
 PAIRS = (("dla_34", "dlav0_34"), ("resdcn_18", "res_18"))
 SIZE = (512, 512)

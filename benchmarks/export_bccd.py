@@ -4,7 +4,7 @@
 
 Exports the model (SavedModel and the three TFLite variants, int8 calibrated on up to 300 ``trainval`` images of
 the run's config), then runs every variant image by image over the test split through
-:mod:`centernet_tf.inference` (the letterbox, the network and the decoding, no JPEG decoding) and scores it
+:mod:`centernet_tf.deploy.inference` (the letterbox, the network and the decoding, no JPEG decoding) and scores it
 with pycocotools. Latency is the median time of ``detect`` per image, measured in ``--rounds`` passes over the
 test images, the detectors taking turns. TFLite runs with ``--threads`` threads (2 = all cores here) and Keras
 is a ``tf.function`` (TensorFlow uses all cores). Parity: for every test image, the largest box difference
@@ -30,17 +30,17 @@ sys.path.insert(0, str(REPO))
 import numpy as np  # noqa: E402
 
 from benchmarks.bccd import machine  # noqa: E402
-from centernet_tf.benchmark import interleaved_latency  # noqa: E402
 from centernet_tf.cli import setup_logging  # noqa: E402
 from centernet_tf.config import load_config  # noqa: E402
 from centernet_tf.data.loaders import load_split  # noqa: E402
 from centernet_tf.data.pipeline import read_image  # noqa: E402
-from centernet_tf.evaluation import evaluate_detector  # noqa: E402
-from centernet_tf.export import export_saved_model, export_tflite, model_input_size, representative_images  # noqa: E402
-from centernet_tf.inference import KerasDetector, SavedModelDetector, TFLiteDetector  # noqa: E402
-from centernet_tf.model import load_centernet  # noqa: E402
-from centernet_tf.decode import decoder_settings  # noqa: E402
-from centernet_tf.model import decoder_for  # noqa: E402
+from centernet_tf.deploy.export import export_saved_model, export_tflite, model_input_size, representative_images  # noqa: E402
+from centernet_tf.deploy.inference import KerasDetector, SavedModelDetector, TFLiteDetector  # noqa: E402
+from centernet_tf.evaluation.benchmark import interleaved_latency  # noqa: E402
+from centernet_tf.evaluation.metrics import evaluate_detector  # noqa: E402
+from centernet_tf.model.centernet import load_centernet  # noqa: E402
+from centernet_tf.model.centernet import decoder_for  # noqa: E402
+from centernet_tf.model.decode import decoder_settings  # noqa: E402
 
 
 def parity(reference, other, index, score_tolerance: float = 1e-4) -> dict[str, float]:

@@ -18,11 +18,11 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 import numpy as np  # noqa: E402
 
 from centernet_tf.config import load_config  # noqa: E402
+from centernet_tf.data.letterbox import letterbox_boxes  # noqa: E402
 from centernet_tf.data.loaders import load_split  # noqa: E402
 from centernet_tf.data.pipeline import build_eval_dataset  # noqa: E402
-from centernet_tf.data.letterbox import letterbox_boxes  # noqa: E402
-from centernet_tf.evaluation import box_iou  # noqa: E402
-from centernet_tf.model import load_centernet  # noqa: E402
+from centernet_tf.evaluation.metrics import box_iou  # noqa: E402
+from centernet_tf.model.centernet import load_centernet  # noqa: E402
 
 
 #: Detections at least this confident count when looking for several detections of one object.

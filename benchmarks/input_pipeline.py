@@ -23,9 +23,9 @@ from bccd import machine  # noqa: E402  (also sets up the import path and Tensor
 import numpy as np  # noqa: E402
 
 from centernet_tf.config import load_config  # noqa: E402
+from centernet_tf.data.augment import Augmentation  # noqa: E402
 from centernet_tf.data.loaders import load_split  # noqa: E402
 from centernet_tf.data.pipeline import build_train_dataset  # noqa: E402
-from centernet_tf.data.augment import Augmentation  # noqa: E402
 
 
 def main() -> None:

@@ -5,7 +5,7 @@
 The architecture is the original ``res_50`` (ResNet-50, three 4x4 stride-2 deconvolutions of 256 filters, the
 heatmap / wh / offset heads, 80 classes) at 512x512: a PyTorch twin of the original network
 (``tests/torch_reference.py``) with random weights, converted to Keras with
-:func:`centernet_tf.convert.model_from_state_dict`, so both hold the same weights. Each side runs on 2 threads.
+:func:`centernet_tf.deploy.convert.model_from_state_dict`, so both hold the same weights. Each side runs on 2 threads.
 
 Inference, batch 1 (milliseconds per image):
   - ``keras_detect``: the product end to end, ``KerasDetector.detect`` from a uint8 photo-sized image to boxes
@@ -40,9 +40,9 @@ import tensorflow as tf  # noqa: E402
 import keras  # noqa: E402
 
 from benchmarks.bccd import machine  # noqa: E402
-from centernet_tf.convert import ORIGINAL_NORMALIZATION, model_from_state_dict  # noqa: E402
-from centernet_tf.inference import KerasDetector  # noqa: E402
-from centernet_tf.targets import encode_targets, keras_targets  # noqa: E402
+from centernet_tf.deploy.convert import ORIGINAL_NORMALIZATION, model_from_state_dict  # noqa: E402
+from centernet_tf.deploy.inference import KerasDetector  # noqa: E402
+from centernet_tf.model.targets import encode_targets, keras_targets  # noqa: E402
 
 SIZE, CLASSES, BATCH, STRIDE, MAX_OBJECTS = 512, 80, 8, 4, 128
 

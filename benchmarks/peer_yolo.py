@@ -10,7 +10,7 @@ Three runs, one after the other (never at once: they share the CPU):
   * ours from scratch (``configs/aquarium.yaml``, random init, no frozen phase) with ``train.time_budget_minutes``;
   * ours from ImageNet weights with the same budget (the recipe users get).
 YOLO's test predictions (confidence >= 0.001, its own NMS) are converted to COCO results on our image ids and
-scored with :func:`centernet_tf.evaluation.coco_metrics`, exactly as ours are. YOLO runs in a child process of
+scored with :func:`centernet_tf.evaluation.metrics.coco_metrics`, exactly as ours are. YOLO runs in a child process of
 its own Python (``--yolo-python``): PyTorch and TensorFlow in one process crashed (segmentation fault) here,
 and Ultralytics needs a torchvision built for its PyTorch, which our ``pretrained`` extra's CPU PyTorch is not.
 """
@@ -64,7 +64,7 @@ def yolo_child(request_path: str) -> None:
 
 
 def train_yolo(args: argparse.Namespace, config: Any, work: Path, test: Any) -> dict[str, Any]:
-    from centernet_tf.evaluation import coco_ground_truth, coco_metrics
+    from centernet_tf.evaluation.metrics import coco_ground_truth, coco_metrics
 
     request = {
         "model": args.yolo_model, "data": str(yolo_data_yaml(config, work)), "hours": args.budget_minutes / 60.0,
@@ -81,9 +81,9 @@ def train_yolo(args: argparse.Namespace, config: Any, work: Path, test: Any) -> 
 
 def train_ours(args: argparse.Namespace, overrides: list[str], run_dir: Path, test: Any) -> dict[str, Any]:
     from centernet_tf.config import load_config
-    from centernet_tf.evaluation import evaluate_model
-    from centernet_tf.model import load_centernet
-    from centernet_tf.training import run_training
+    from centernet_tf.evaluation.metrics import evaluate_model
+    from centernet_tf.model.centernet import load_centernet
+    from centernet_tf.train.training import run_training
 
     config = load_config(args.config, [f"train.time_budget_minutes={args.budget_minutes}", *overrides])
     started = time.perf_counter()

@@ -31,7 +31,9 @@ import tensorflow as tf  # noqa: E402
 from benchmarks.bccd import machine  # noqa: E402
 from centernet_tf.config import load_config  # noqa: E402
 from centernet_tf.data.loaders import load_split  # noqa: E402
-from centernet_tf.training import compile_centernet, model_from_config, train_dataset_from_config  # noqa: E402
+from centernet_tf.train.build import model_from_config  # noqa: E402
+from centernet_tf.train.phases import compile_centernet  # noqa: E402
+from centernet_tf.train.train_data import train_dataset_from_config  # noqa: E402
 
 
 class StepTimer(keras.callbacks.Callback):

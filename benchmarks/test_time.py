@@ -2,8 +2,8 @@
 
     python benchmarks/test_time.py --model runs/aquarium_benchmark/model.keras --split test
 
-Evaluates one trained model four ways through the library's own path (:func:`centernet_tf.evaluation
-.evaluate_detector` on a :class:`~centernet_tf.inference.KerasDetector`, one image at a time): plain, flip
+Evaluates one trained model four ways through the library's own path (:func:`centernet_tf.evaluation.metrics
+.evaluate_detector` on a :class:`~centernet_tf.deploy.inference.KerasDetector`, one image at a time): plain, flip
 test, multi-scale (``--scales``, merged by Gaussian soft-NMS as the original) and both, with the decoder
 settings saved in the model otherwise. Writes ``benchmarks/results/test_time_<config name>.json``.
 """
@@ -26,10 +26,10 @@ from benchmarks.bccd import machine  # noqa: E402
 from centernet_tf.cli import setup_logging  # noqa: E402
 from centernet_tf.config import load_config  # noqa: E402
 from centernet_tf.data.loaders import load_split  # noqa: E402
-from centernet_tf.evaluation import evaluate_detector  # noqa: E402
-from centernet_tf.inference import KerasDetector  # noqa: E402
-from centernet_tf.model import decoder_for, load_centernet  # noqa: E402
-from centernet_tf.tta import describe  # noqa: E402
+from centernet_tf.deploy.inference import KerasDetector  # noqa: E402
+from centernet_tf.deploy.tta import describe  # noqa: E402
+from centernet_tf.evaluation.metrics import evaluate_detector  # noqa: E402
+from centernet_tf.model.centernet import decoder_for, load_centernet  # noqa: E402
 
 
 def main() -> None:

@@ -34,18 +34,18 @@ import tensorflow as tf  # noqa: E402
 from benchmarks.bccd import machine  # noqa: E402
 from centernet_tf.config import load_config  # noqa: E402
 from centernet_tf.data.loaders import load_split  # noqa: E402
-from centernet_tf.export import (  # noqa: E402
+from centernet_tf.deploy.export import (  # noqa: E402
     SIGNATURE,
     export_archive,
     export_tflite,
     model_input_size,
     representative_images,
 )
-from centernet_tf.inference import TFLiteDetector, tflite_interpreter  # noqa: E402
-from centernet_tf.model import load_centernet  # noqa: E402
-from centernet_tf.decode import decoder_settings  # noqa: E402
-from centernet_tf.model import decoder_for  # noqa: E402
-from centernet_tf.training import model_from_config  # noqa: E402
+from centernet_tf.deploy.inference import TFLiteDetector, tflite_interpreter  # noqa: E402
+from centernet_tf.model.centernet import load_centernet  # noqa: E402
+from centernet_tf.model.centernet import decoder_for  # noqa: E402
+from centernet_tf.model.decode import decoder_settings  # noqa: E402
+from centernet_tf.train.build import model_from_config  # noqa: E402
 
 
 def prefixes(model: keras.Model) -> dict[str, keras.Model]:

@@ -26,9 +26,10 @@ import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
 from centernet_tf.config import load_config  # noqa: E402
-from centernet_tf.targets import encode_targets, keras_targets  # noqa: E402
-from centernet_tf.training import DTYPE_POLICIES, dtype_policy, model_from_config  # noqa: E402
-from centernet_tf.transfer import set_backbone_trainable  # noqa: E402
+from centernet_tf.model.targets import encode_targets, keras_targets  # noqa: E402
+from centernet_tf.train.build import model_from_config  # noqa: E402
+from centernet_tf.train.precision import DTYPE_POLICIES, dtype_policy  # noqa: E402
+from centernet_tf.train.transfer import set_backbone_trainable  # noqa: E402
 
 
 def main(argv: list[str] | None = None) -> int:

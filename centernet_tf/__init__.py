@@ -16,25 +16,25 @@ if _os.path.basename(_sys.argv[0] if _sys.argv else "").startswith("centernet-")
 
     _quiet_native_log()
 
-from centernet_tf import losses  # noqa: E402
-from centernet_tf.backbones import available_backbones, build_backbone, register_backbone  # noqa: E402
+from centernet_tf.model import losses  # noqa: E402
+from centernet_tf.model.backbones import available_backbones, build_backbone, register_backbone  # noqa: E402
 from centernet_tf.config import Config, load_config  # noqa: E402
-from centernet_tf.decode import CenterNetDecoder  # noqa: E402
-from centernet_tf.deformable import DeformableConv2D  # noqa: E402
-from centernet_tf.layers import ImageNormalization  # noqa: E402
-from centernet_tf.losses import CenterNetLoss  # noqa: E402
-from centernet_tf.model import CenterNet, build_centernet, load_centernet  # noqa: E402
-from centernet_tf.necks import available_necks, register_neck  # noqa: E402
-from centernet_tf.targets import encode_targets, gaussian_radius, keras_targets  # noqa: E402
+from centernet_tf.model.decode import CenterNetDecoder  # noqa: E402
+from centernet_tf.model.deformable import DeformableConv2D  # noqa: E402
+from centernet_tf.model.layers import ImageNormalization  # noqa: E402
+from centernet_tf.model.losses import CenterNetLoss  # noqa: E402
+from centernet_tf.model.centernet import CenterNet, build_centernet, load_centernet  # noqa: E402
+from centernet_tf.model.necks import available_necks, register_neck  # noqa: E402
+from centernet_tf.model.targets import encode_targets, gaussian_radius, keras_targets  # noqa: E402
 # What a notebook calls, from the top level: data, training, evaluation, detection, export, conversion.
 from centernet_tf.data.loaders import load_split  # noqa: E402
 from centernet_tf.data.pipeline import build_eval_dataset, build_train_dataset  # noqa: E402
 from centernet_tf.data.formats import load_coco, load_voc, load_yolo  # noqa: E402
-from centernet_tf.evaluation import evaluate_detector, evaluate_model  # noqa: E402
-from centernet_tf.export import export_saved_model, export_tflite  # noqa: E402
-from centernet_tf.inference import load_detector  # noqa: E402
-from centernet_tf.training import run_training  # noqa: E402
-from centernet_tf.transfer import set_backbone_trainable  # noqa: E402
+from centernet_tf.evaluation.metrics import evaluate_detector, evaluate_model  # noqa: E402
+from centernet_tf.deploy.export import export_saved_model, export_tflite  # noqa: E402
+from centernet_tf.deploy.inference import load_detector  # noqa: E402
+from centernet_tf.train.training import run_training  # noqa: E402
+from centernet_tf.train.transfer import set_backbone_trainable  # noqa: E402
 
 __version__ = "0.2.0"
 

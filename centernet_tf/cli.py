@@ -22,7 +22,7 @@ def run_cli(main: Callable[[list[str] | None], int], argv: list[str] | None = No
     """Run a script's ``main``; an error a user can act on (bad path, bad file, bad config, diverged training)
     prints one line, ``<script>: error: <message>``, and exits 2 (1 for a diverged training); ``--debug`` (or
     ``CENTERNET_DEBUG=1``) shows the traceback instead."""
-    from centernet_tf.callbacks import TrainingDiverged
+    from centernet_tf.train.callbacks import TrainingDiverged
 
     args = sys.argv[1:] if argv is None else argv
     debug = "--debug" in args or os.environ.get("CENTERNET_DEBUG") == "1"

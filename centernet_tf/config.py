@@ -150,7 +150,7 @@ class TrainConfig:
     #: Let the backbone's BatchNorm layers update (statistics and scale/offset) while fine-tuning. Off by
     #: default: small batches would overwrite the pretrained statistics.
     fine_tune_batch_norm: bool = False
-    #: Exponential moving average of the weights and BatchNorm statistics (centernet_tf.ema): evaluation,
+    #: Exponential moving average of the weights and BatchNorm statistics (centernet_tf.train.ema): evaluation,
     #: best_model.keras and model.keras use the average. Momentum per step after a warm-up ramp (e.g. 0.995:
     #: about the last 200 steps); null: off.
     ema_momentum: float | None = None
@@ -168,7 +168,7 @@ class TrainConfig:
     #: "none" (float32), "bfloat16", "float16" (with loss scaling) or "auto": layers compute in half precision
     #: with float32 weights; heads, losses and decoding stay float32, and the saved model is float32. "auto" is
     #: bfloat16 where the hardware computes it natively (a CPU with AVX512-BF16 or AMX, a GPU of compute
-    #: capability 8.0+), float16 on older GPUs (7.x), float32 otherwise (see training.resolve_mixed_precision).
+    #: capability 8.0+), float16 on older GPUs (7.x), float32 otherwise (see train.precision.resolve_mixed_precision).
     mixed_precision: str = "none"
     #: Back up weights, optimizer state and epoch after every epoch in <run_dir>/backup, so a killed run
     #: started again with the same command continues where it stopped (the backup is removed on success).
@@ -191,7 +191,7 @@ class EvalConfig:
     scale_merge: str = "soft_nms"
     #: The Gaussian's sigma of the soft-NMS merge (of scales, or of ``nms_method: soft``), as the original.
     soft_nms_sigma: float = 0.5
-    #: The keys above are exactly :class:`centernet_tf.decode.CenterNetDecoder`'s settings (a test holds them
+    #: The keys above are exactly :class:`centernet_tf.model.decode.CenterNetDecoder`'s settings (a test holds them
     #: equal); the ones below are about running the evaluation.
     batch_size: int = 8
     #: COCO evaluation of the val split every N epochs during training (0: only after the last epoch);
@@ -371,7 +371,7 @@ def validate(config: Config) -> None:
         raise ConfigError(f"train.jit_compile must be true, false or auto, got {config.train.jit_compile!r}")
     if config.train.distribute not in ("none", "mirrored", "multi_worker"):
         raise ConfigError(f"train.distribute must be none, mirrored or multi_worker, got {config.train.distribute!r}")
-    from centernet_tf.losses import BOX_LOSSES  # local: keeps Keras out of reading a config
+    from centernet_tf.model.losses import BOX_LOSSES  # local: keeps Keras out of reading a config
 
     if config.loss.box not in BOX_LOSSES:
         raise ConfigError(f"loss.box must be one of {', '.join(BOX_LOSSES)}, got {config.loss.box!r}")
@@ -381,7 +381,7 @@ def validate(config: Config) -> None:
         raise ConfigError(f"loss.gaussian_radius must be cornernet or exact, got {config.loss.gaussian_radius!r}")
     if not config.eval.test_scales:
         raise ConfigError("eval.test_scales must list at least one zoom factor, e.g. [1.0]")
-    from centernet_tf.decode import CenterNetDecoder, decoder_settings  # local: keeps Keras out of reading a config
+    from centernet_tf.model.decode import CenterNetDecoder, decoder_settings  # local: keeps Keras out of reading a config
 
     try:  # the decoder checks its own settings (allowed values are stated there once)
         CenterNetDecoder(**decoder_settings(config.eval))

@@ -1,6 +1,6 @@
 """A NumPy transcription of the DCNv2 forward pass in the original code's layout (NCHW, weight
 ``[out, in, kh, kw]``, offsets ``[B, 2 * kh * kw, Ho, Wo]``), loop for loop as its CUDA im2col kernel: the
-reference ``centernet_tf.deformable`` is held against (the PyPI torchvision wheels do not load with the CPU
+reference ``centernet_tf.model.deformable`` is held against (the PyPI torchvision wheels do not load with the CPU
 PyTorch here, so ``deform_conv2d`` cannot serve). Written for clarity, not speed: small maps only.
 """
 

@@ -12,9 +12,9 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from centernet_tf.distribute import strategy_for
-from centernet_tf.model import build_centernet
-from centernet_tf.targets import encode_targets, keras_targets
+from centernet_tf.model.centernet import build_centernet
+from centernet_tf.model.targets import encode_targets, keras_targets
+from centernet_tf.train.distribute import strategy_for
 
 GLOBAL_BATCH, SIZE, CLASSES = 4, 64, 2
 

@@ -21,7 +21,7 @@ os.environ["TF_CONFIG"] = json.dumps({
     "cluster": {"worker": [f"localhost:{port}" for port in ports]}, "task": {"type": "worker", "index": index},
 })
 
-from centernet_tf.distribute import strategy_for  # noqa: E402
+from centernet_tf.train.distribute import strategy_for  # noqa: E402
 
 strategy = strategy_for("multi_worker")  # before TensorFlow runs anything else
 
@@ -34,7 +34,7 @@ def one_step(output: str) -> None:
     sys.path.insert(0, os.path.dirname(__file__))
     from distributed_step import batch, tiny_model
 
-    from centernet_tf.distribute import fit_on_strategy, is_chief
+    from centernet_tf.train.distribute import fit_on_strategy, is_chief
 
     images, targets = batch()
 
@@ -66,7 +66,7 @@ class ExitAtEpoch(keras.callbacks.Callback):
 
 
 def train(run_dir: str, exit_at_epoch: int | None) -> None:
-    from centernet_tf import training
+    from centernet_tf.train import phases, training
     from centernet_tf.config import load_config
 
     epochs: list[int] = []
@@ -79,13 +79,13 @@ def train(run_dir: str, exit_at_epoch: int | None) -> None:
         def on_train_end(self, logs: dict | None = None) -> None:
             checksum[:] = [float(sum(np.abs(w.numpy()).sum() for w in self.model.weights))]
 
-    make_callbacks = training.training_callbacks
+    make_callbacks = phases.training_callbacks
 
     def callbacks(*args, **kwargs) -> list[keras.callbacks.Callback]:
         extra = [ExitAtEpoch(exit_at_epoch)] if exit_at_epoch is not None and index == 1 else []
         return [*make_callbacks(*args, **kwargs), RecordEpochs(), *extra]
 
-    training.training_callbacks = callbacks
+    phases.training_callbacks = callbacks
     work = os.path.dirname(run_dir)
     config = load_config(os.path.join(os.path.dirname(__file__), "..", "configs", "shapes.yaml"), [
         "train.distribute=multi_worker", "model.backbone=resnet10_slim", "model.input_size=[64,64]",

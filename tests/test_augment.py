@@ -10,10 +10,10 @@ import tensorflow as tf
 from PIL import Image
 
 from centernet_tf.data.augment import Augmentation, colour_jitter, pca_lighting, random_scale_crop
+from centernet_tf.data.index import DatasetIndex, Example, SkipReport
 from centernet_tf.data.letterbox import letterbox_boxes, letterbox_image
 from centernet_tf.data.pipeline import build_train_dataset, random_horizontal_flip
-from centernet_tf.data.index import DatasetIndex, Example, SkipReport
-from centernet_tf.targets import encode_targets
+from centernet_tf.model.targets import encode_targets
 
 BOXES = np.array([[20, 30, 80, 70], [150, 20, 230, 110], [100, 120, 180, 150], [0, 0, 40, 20]], np.float32)
 

@@ -164,7 +164,7 @@ def _phone_photo(source: Path, path: Path, orientation: int = 6) -> np.ndarray:
 def test_exif_rotated_phone_photo_is_read_upright_everywhere(tmp_path: Path, aquarium_root: Path) -> None:
     """Labelled on the upright view (as browsers show it): training, evaluation and prediction all read that view."""
     from centernet_tf.data.pipeline import build_eval_dataset, read_image, read_image_file
-    from centernet_tf.evaluation import detector_results  # noqa: F401  (reads through the same helper)
+    from centernet_tf.evaluation.metrics import detector_results  # noqa: F401  (reads through the same helper)
 
     source = sorted((aquarium_root / "train" / "images").glob("*.jpg"))[0]
     upright = _phone_photo(source, tmp_path / "JPEGImages" / "a.jpg")
@@ -268,7 +268,7 @@ def test_a_class_without_any_box_is_named_and_its_ap_says_no_ground_truth(tmp_pa
     from centernet_tf.cli import format_metrics
     from centernet_tf.config import load_config
     from centernet_tf.data.loaders import load_split
-    from centernet_tf.evaluation import coco_ground_truth, coco_metrics
+    from centernet_tf.evaluation.metrics import coco_ground_truth, coco_metrics
 
     _image(tmp_path / "img" / "a.jpg")
     path = tmp_path / "instances.json"

@@ -12,7 +12,7 @@ import yaml
 
 from centernet_tf.cli import run_cli
 from centernet_tf.config import load_config
-from centernet_tf.model import build_centernet
+from centernet_tf.model.centernet import build_centernet
 from tests.test_unreadable_images import _voc
 
 
@@ -53,9 +53,9 @@ def test_benchmark_writes_one_table_of_every_format_asked(run_folder: Path, caps
 def test_a_format_without_its_runtime_is_a_skipped_row(run_folder: Path, monkeypatch) -> None:
     import importlib.util
 
-    from centernet_tf.benchmark import markdown_table, run_benchmark
+    from centernet_tf.evaluation.benchmark import markdown_table, run_benchmark
     from centernet_tf.data.loaders import load_split
-    from centernet_tf.model import load_centernet
+    from centernet_tf.model.centernet import load_centernet
 
     real = importlib.util.find_spec
     monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "onnxruntime" else real(name, *a))

@@ -8,11 +8,11 @@ import pytest
 import tensorflow as tf
 
 from centernet_tf.config import ConfigError, load_config
-from centernet_tf.decode import CenterNetDecoder
-from centernet_tf.losses import CenterNetLoss, giou_box_loss
-from centernet_tf.model import TTF_DISTANCE_SCALE, build_centernet
-from centernet_tf.targets import encode_targets, keras_targets
-from centernet_tf.tta import network_outputs
+from centernet_tf.deploy.tta import network_outputs
+from centernet_tf.model.centernet import TTF_DISTANCE_SCALE, build_centernet
+from centernet_tf.model.decode import CenterNetDecoder
+from centernet_tf.model.losses import CenterNetLoss, giou_box_loss
+from centernet_tf.model.targets import encode_targets, keras_targets
 
 
 def _one_pixel(ltrb: list[float], box: list[float], at=(1, 1), size=(4, 4)) -> tuple[np.ndarray, ...]:

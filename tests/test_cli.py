@@ -103,7 +103,7 @@ def test_evaluate_script_reproduces_the_training_metrics(tiny_run, tmp_path: Pat
 
 
 def test_export_int8_calibrates_on_the_runs_training_images(tiny_run, tmp_path: Path) -> None:
-    from centernet_tf.inference import TFLiteDetector
+    from centernet_tf.deploy.inference import TFLiteDetector
 
     run_dir, _ = tiny_run
     out = tmp_path / "int8" / "model.tflite"

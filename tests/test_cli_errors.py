@@ -12,7 +12,7 @@ import pytest
 import yaml
 from PIL import Image
 
-from centernet_tf.model import build_centernet, load_centernet
+from centernet_tf.model.centernet import build_centernet, load_centernet
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -158,7 +158,7 @@ def test_a_malformed_binary_or_unsafe_config_is_one_line_naming_the_file(tmp_pat
 
 def test_a_batch_larger_than_the_training_set_and_undecodable_images_are_one_line_errors(tmp_path: Path) -> None:
     from centernet_tf.config import load_config
-    from centernet_tf.training import run_training
+    from centernet_tf.train.training import run_training
 
     root = tmp_path / "voc"
     (root / "Annotations").mkdir(parents=True)

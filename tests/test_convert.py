@@ -9,9 +9,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from centernet_tf import convert
-from centernet_tf.convert import build_original_arch, load_official_checkpoint
-from centernet_tf.model import load_centernet
+from centernet_tf.deploy import convert
+from centernet_tf.deploy.convert import build_original_arch, load_official_checkpoint
+from centernet_tf.model.centernet import load_centernet
 
 torch = pytest.importorskip("torch", reason='the conversion tests need PyTorch: pip install -e ".[pretrained]"')
 from tests.torch_reference import (  # noqa: E402
@@ -125,7 +125,7 @@ def test_conversion_cli_writes_a_keras_file_that_predicts(tmp_path: Path, arch: 
     path = _save_original_checkpoint(network, tmp_path / f"ctdet_coco_{arch}.pth")
     output = tmp_path / f"{arch}.keras"
     done = subprocess.run(
-        [sys.executable, "-m", "centernet_tf.convert", str(path), "--arch", arch, "--output", str(output),
+        [sys.executable, "-m", "centernet_tf.deploy.convert", str(path), "--arch", arch, "--output", str(output),
          "--input-size", "64", "96"],
         cwd=REPO, capture_output=True, text=True, timeout=300,
     )
@@ -178,7 +178,7 @@ def test_checkpoints_that_do_not_fit_are_errors_naming_the_keys(tmp_path: Path) 
 
 @pytest.mark.parametrize("factor", [2, 4])
 def test_depthwise_transposed_convolution_equals_pytorch_grouped_one(factor: int) -> None:
-    from centernet_tf.layers import DepthwiseConv2DTranspose, bilinear_upsampling_kernel
+    from centernet_tf.model.layers import DepthwiseConv2DTranspose, bilinear_upsampling_kernel
 
     channels, kernel, padding = 3, 2 * factor, factor // 2
     reference = torch.nn.ConvTranspose2d(channels, channels, kernel, factor, padding, groups=channels, bias=False)

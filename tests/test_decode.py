@@ -8,8 +8,8 @@ import pytest
 import tensorflow as tf
 
 from centernet_tf.data.letterbox import letterbox_boxes, letterbox_image
-from centernet_tf.decode import CenterNetDecoder
-from centernet_tf.targets import encode_targets
+from centernet_tf.model.decode import CenterNetDecoder
+from centernet_tf.model.targets import encode_targets
 
 
 def _maps(height=16, width=24, classes=2):
@@ -186,7 +186,7 @@ def test_the_eval_section_holds_exactly_the_decoders_settings() -> None:
     import dataclasses
 
     from centernet_tf.config import ConfigError, EvalConfig, load_config
-    from centernet_tf.decode import DECODER_SETTINGS, decoder_settings
+    from centernet_tf.model.decode import DECODER_SETTINGS, decoder_settings
 
     fields = [f.name for f in dataclasses.fields(EvalConfig)]
     assert {f for f in fields if f in DECODER_SETTINGS} == set(DECODER_SETTINGS)
@@ -201,8 +201,8 @@ def test_the_eval_section_holds_exactly_the_decoders_settings() -> None:
 def test_a_model_saved_with_fewer_decoder_settings_loads_with_the_defaults_for_the_rest(tmp_path) -> None:
     """Files written before a setting existed hold a shorter decoder dict: it still loads, and the decoder and
     the CLIs' overrides work on top of it."""
-    from centernet_tf.decode import decoder_settings
-    from centernet_tf.model import CenterNet, build_centernet, decoder_for
+    from centernet_tf.model.decode import decoder_settings
+    from centernet_tf.model.centernet import CenterNet, build_centernet, decoder_for
 
     model = build_centernet(2, "resnet10_slim", (64, 64, 3), decoder={"nms": True, "score_threshold": 0.2})
     config = model.get_config()

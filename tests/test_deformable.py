@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from centernet_tf.deformable import DeformableConv2D, modulated_deformable_columns
+from centernet_tf.model.deformable import DeformableConv2D, modulated_deformable_columns
 from tests.dcn_reference import dcn_v2
 
 SURE = 40.0  # a mask logit whose sigmoid is 1 to float precision

@@ -131,7 +131,7 @@ def test_multi_worker_training_resumes_after_a_worker_is_killed(tmp_path: Path) 
     ('{"cluster": {"worker": ["localhost:1"]}, "task": {"type": "worker", "index": 2}}', "task index 2 is not one"),
 ])
 def test_a_wrong_tf_config_is_named_before_tensorflow_sees_it(monkeypatch, tf_config: str, message: str) -> None:
-    from centernet_tf.distribute import strategy_for
+    from centernet_tf.train.distribute import strategy_for
 
     monkeypatch.setenv("TF_CONFIG", tf_config)
     with pytest.raises(ValueError, match=message):

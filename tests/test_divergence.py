@@ -14,8 +14,8 @@ import keras
 import numpy as np
 import pytest
 
-from centernet_tf.callbacks import DivergenceGuard, TrainingDiverged, finite_weights
 from centernet_tf.config import ConfigError, load_config
+from centernet_tf.train.callbacks import DivergenceGuard, TrainingDiverged, finite_weights
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -80,7 +80,7 @@ def test_a_learning_rate_that_cannot_work_is_a_config_error(key: str, value: flo
 def test_every_fit_runs_the_guard_before_the_callbacks_that_save(tmp_path: Path) -> None:
     """Each phase's fit, and a resumed one, gets its callbacks from training_callbacks: the guard comes first,
     so it raises before the evaluation (best model) and the backup see a diverged epoch."""
-    from centernet_tf.training import training_callbacks
+    from centernet_tf.train.phases import training_callbacks
 
     config = load_config(None, ["train.resume=true"])
     callbacks = training_callbacks(config, tmp_path, None, keras.callbacks.Callback(), tmp_path / "backup")
@@ -90,7 +90,7 @@ def test_every_fit_runs_the_guard_before_the_callbacks_that_save(tmp_path: Path)
 
 def test_metrics_keep_non_finite_losses_visible() -> None:
     """metrics.json never drops a NaN loss: JSON has no NaN, so it is written as a string."""
-    from centernet_tf.training import _final_losses
+    from centernet_tf.train.training import _final_losses
 
     history = keras.callbacks.History()
     history.history = {"loss": [3.0, float("nan")], "wh_loss": [1.0, float("inf")], "offset_loss": [0.5, 0.25]}

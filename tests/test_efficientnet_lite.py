@@ -17,9 +17,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from centernet_tf.backbones import build_backbone, get_backbone
-from centernet_tf.backbones import efficientnet_lite_weights as lite_weights
-from centernet_tf.backbones.efficientnet_lite import (
+from centernet_tf.model.backbones import build_backbone, get_backbone
+from centernet_tf.model.backbones import efficientnet_lite_weights as lite_weights
+from centernet_tf.model.backbones.efficientnet_lite import (
     IMAGENET_MEAN,
     IMAGENET_STD,
     VARIANTS,

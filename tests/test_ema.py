@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from centernet_tf.ema import WeightAverage, ema_momentum_at
+from centernet_tf.train.ema import WeightAverage, ema_momentum_at
 
 
 def test_momentum_ramps_up_like_ultralytics() -> None:

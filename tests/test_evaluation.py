@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from centernet_tf.data.index import DatasetIndex, Example, SkipReport
-from centernet_tf.evaluation import coco_ground_truth, coco_metrics
+from centernet_tf.evaluation.metrics import coco_ground_truth, coco_metrics
 
 
 def _index() -> DatasetIndex:
@@ -56,8 +56,8 @@ def test_no_detections_give_zero_not_an_exception() -> None:
 def test_evaluate_model_runs_the_network_and_needs_a_size_for_dynamic_models(tmp_path) -> None:
     from PIL import Image
 
-    from centernet_tf.evaluation import evaluate_model, predict_detections
-    from centernet_tf.model import build_centernet
+    from centernet_tf.evaluation.metrics import evaluate_model, predict_detections
+    from centernet_tf.model.centernet import build_centernet
 
     examples = []
     for i in range(3):

@@ -16,11 +16,11 @@ from PIL import Image
 
 from centernet_tf.data.formats import load_voc
 from centernet_tf.data.index import DatasetIndex
-from centernet_tf.deformable import DeformableConv2D
-from centernet_tf.evaluation import predict_detections
-from centernet_tf.export import export_saved_model, export_tflite, write_label_files
-from centernet_tf.inference import Detections, KerasDetector, SavedModelDetector, TFLiteDetector, tflite_interpreter
-from centernet_tf.model import build_centernet
+from centernet_tf.deploy.export import export_saved_model, export_tflite, write_label_files
+from centernet_tf.deploy.inference import Detections, KerasDetector, SavedModelDetector, TFLiteDetector, tflite_interpreter
+from centernet_tf.evaluation.metrics import predict_detections
+from centernet_tf.model.centernet import build_centernet
+from centernet_tf.model.deformable import DeformableConv2D
 
 REPO = Path(__file__).resolve().parents[1]
 INPUT = (64, 96)
@@ -272,7 +272,7 @@ def test_predict_on_a_directory_skips_unreadable_files_and_on_a_video(model: ker
 
 def _tiny_hourglass(image: keras.KerasTensor, weights: str | None) -> dict:
     """The Hourglass-104 code path (two stacks, inter-stack merge, nested levels) at a test-sized width."""
-    from centernet_tf.backbones.hourglass import hourglass_pyramid
+    from centernet_tf.model.backbones.hourglass import hourglass_pyramid
 
     return hourglass_pyramid(image, weights, dims=(32, 32, 48), modules=(1, 1, 2))
 
@@ -304,7 +304,7 @@ def test_original_archs_export_with_parity(
 ) -> None:
     """Every original-arch part exports: SavedModel (any size) and TFLite fp32 give Keras' detections, int8 runs
     on builtin ops only with its int8 network and float decoding."""
-    from centernet_tf.backbones import register_backbone
+    from centernet_tf.model.backbones import register_backbone
 
     register_backbone("hourglass_tiny_test", size_multiple=16)(_tiny_hourglass)
     keras.utils.set_random_seed(5)
@@ -332,7 +332,7 @@ def test_original_archs_export_with_parity(
 
 
 def test_flip_test_exports_to_saved_model_and_tflite(model: keras.Model, tmp_path: Path) -> None:
-    from centernet_tf.model import decoder_for
+    from centernet_tf.model.centernet import decoder_for
 
     flip = decoder_for(model, {"flip_test": True})
     keras_flip, keras_plain = KerasDetector(model, flip), KerasDetector(model)
@@ -403,7 +403,7 @@ def test_predict_on_images_of_the_same_stem_writes_one_picture_each(model: keras
 
 def test_tflite_export_with_nms_runs_builtin_ops_and_matches_keras(model: keras.Model, tmp_path: Path) -> None:
     """eval.nms: true used to make the TFLite export fail (CombinedNonMaxSuppression is not a builtin)."""
-    from centernet_tf.model import decoder_for
+    from centernet_tf.model.centernet import decoder_for
 
     keras.utils.set_random_seed(3)
     model = build_centernet(len(CLASSES), "resnet10_slim", (*INPUT, 3))
@@ -443,7 +443,7 @@ def test_tflite_fp16_stores_half_weights_and_matches_keras(model: keras.Model, t
 
 def test_giou_ttf_model_exports_with_parity_and_its_flip_test(tmp_path: Path) -> None:
     """The 4-distance box head decodes the same in Keras, the SavedModel and TFLite fp32, flip test included."""
-    from centernet_tf.model import decoder_for
+    from centernet_tf.model.centernet import decoder_for
 
     keras.utils.set_random_seed(6)
     net = build_centernet(len(CLASSES), "resnet10_slim", (64, 96, 3), loss={"box": "giou_ttf"},

@@ -23,11 +23,11 @@ from PIL import Image
 import centernet_tf  # noqa: F401 - registers the custom layers for load_model
 from centernet_tf.cli import run_cli
 from centernet_tf.config import load_config
-from centernet_tf.export import export_tflite
+from centernet_tf.deploy.export import export_tflite
 from centernet_tf.files import atomic_path, atomic_write, save_keras
 from centernet_tf.labels import class_names_for, labels_from_metadata
-from centernet_tf.model import build_centernet
-from centernet_tf.run_folder import RunFolderLock, check_resume_config
+from centernet_tf.model.centernet import build_centernet
+from centernet_tf.train.run_folder import RunFolderLock, check_resume_config
 
 REPO = Path(__file__).resolve().parents[1]
 INPUT = (64, 64)
@@ -117,7 +117,7 @@ def test_two_tflite_exports_in_one_folder_keep_their_own_class_names(tmp_path: P
     # The shared labels.txt apps look for keeps the first model's names instead of being overwritten.
     assert (tmp_path / "labels.txt").read_text().splitlines() == ["cat", "dog"]
     assert (tmp_path / "fruit.labels.txt").read_text().splitlines() == ["apple", "pear", "plum"]
-    from centernet_tf.inference import TFLiteDetector
+    from centernet_tf.deploy.inference import TFLiteDetector
 
     assert TFLiteDetector(tmp_path / "fruit.tflite").class_names == ["apple", "pear", "plum"]
 
@@ -169,7 +169,7 @@ def _tiny_config(work: Path, **changes: str) -> object:
 def test_a_kill_while_model_keras_is_written_keeps_the_backup_and_the_rerun_finishes(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from centernet_tf import training
+    from centernet_tf.train import training
 
     run = tmp_path / "run"
     config = _tiny_config(tmp_path, **{"train.freeze_backbone_epochs": "1"})  # two phases: a finished phase's weights too
@@ -203,7 +203,7 @@ def test_a_kill_while_model_keras_is_written_keeps_the_backup_and_the_rerun_fini
 
 
 def test_a_rerun_in_a_finished_folder_does_not_repeat_results_rows(tmp_path: Path) -> None:
-    from centernet_tf.training import run_training
+    from centernet_tf.train.training import run_training
 
     config = _tiny_config(tmp_path, **{"train.epochs": "2"})
     first = run_training(config, tmp_path / "run", verbose=0)
@@ -216,7 +216,7 @@ def test_a_rerun_in_a_finished_folder_does_not_repeat_results_rows(tmp_path: Pat
 
 
 def test_a_second_training_into_a_folder_in_use_is_refused(tmp_path: Path) -> None:
-    from centernet_tf.training import run_training
+    from centernet_tf.train.training import run_training
 
     run = tmp_path / "run"
     run.mkdir()
@@ -302,7 +302,7 @@ def test_predict_help_says_a_saved_model_runs_its_graph(capsys) -> None:
 
 
 def test_training_into_a_folder_of_the_users_own_files_is_refused(tmp_path: Path) -> None:
-    from centernet_tf.training import run_training
+    from centernet_tf.train.training import run_training
 
     folder = tmp_path / "project"
     folder.mkdir()
@@ -316,7 +316,7 @@ def test_training_into_a_folder_of_the_users_own_files_is_refused(tmp_path: Path
 
 
 def test_a_run_folder_is_told_from_a_users_folder(tmp_path: Path) -> None:
-    from centernet_tf.run_folder import check_run_folder
+    from centernet_tf.train.run_folder import check_run_folder
 
     hidden = tmp_path / "hidden"
     hidden.mkdir()

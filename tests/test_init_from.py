@@ -15,9 +15,9 @@ from PIL import Image
 torch = pytest.importorskip("torch", reason='fine-tuning from a .pth needs PyTorch: pip install -e ".[pretrained]"')
 
 from centernet_tf.config import load_config  # noqa: E402
-from centernet_tf.convert import COCO_CLASS_NAMES, load_official_checkpoint  # noqa: E402
-from centernet_tf.model import HEATMAP_BIAS_INIT  # noqa: E402
-from centernet_tf.training import model_from_config  # noqa: E402
+from centernet_tf.deploy.convert import COCO_CLASS_NAMES, load_official_checkpoint  # noqa: E402
+from centernet_tf.model.centernet import HEATMAP_BIAS_INIT  # noqa: E402
+from centernet_tf.train.build import model_from_config  # noqa: E402
 from tests.torch_reference import DLASegDCN, PoseResNet, fill_randomly  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]

@@ -10,8 +10,8 @@ import pytest
 from PIL import Image
 
 from centernet_tf.config import ConfigError, DataConfig, load_config
-from centernet_tf.data.loaders import formats_markdown, get_source, load_split, register_source, source_names
 from centernet_tf.data.index import DatasetIndex, Example, SkipReport
+from centernet_tf.data.loaders import formats_markdown, get_source, load_split, register_source, source_names
 
 REPO = Path(__file__).resolve().parents[1]
 W, H = 40, 30

@@ -7,9 +7,9 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from centernet_tf.losses import CenterNetLoss, focal_loss, regression_l1_loss
-from centernet_tf.model import build_centernet
-from centernet_tf.targets import encode_targets, keras_targets
+from centernet_tf.model.centernet import build_centernet
+from centernet_tf.model.losses import CenterNetLoss, focal_loss, regression_l1_loss
+from centernet_tf.model.targets import encode_targets, keras_targets
 from reference import focal_loss_reference, reg_l1_loss_reference
 
 

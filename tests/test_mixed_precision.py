@@ -11,8 +11,9 @@ import numpy as np
 import pytest
 
 from centernet_tf.config import ConfigError, load_config
-from centernet_tf.model import load_centernet
-from centernet_tf.training import dtype_policy, float32_model, model_from_config
+from centernet_tf.model.centernet import load_centernet
+from centernet_tf.train.build import float32_model, model_from_config
+from centernet_tf.train.precision import dtype_policy
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -53,7 +54,7 @@ def test_an_unknown_precision_is_a_config_error() -> None:
 
 
 def test_auto_precision_is_bfloat16_only_where_the_cpu_computes_it(monkeypatch) -> None:
-    from centernet_tf import precision
+    from centernet_tf.train import precision
 
     monkeypatch.setattr(precision.tf.config, "list_physical_devices", lambda kind=None: [])
     monkeypatch.setattr(precision, "_cpu_computes_bfloat16", lambda: True)

@@ -11,10 +11,10 @@ import pytest
 import tensorflow as tf
 
 import centernet_tf
-from centernet_tf.backbones import applications
-from centernet_tf.backbones.applications import RESNET50_IMAGENET_FILE
-from centernet_tf.model import BN_MOMENTUM, HEATMAP_BIAS_INIT, build_centernet
-from centernet_tf.targets import encode_targets, keras_targets
+from centernet_tf.model.backbones import applications
+from centernet_tf.model.backbones.applications import RESNET50_IMAGENET_FILE
+from centernet_tf.model.centernet import BN_MOMENTUM, HEATMAP_BIAS_INIT, build_centernet
+from centernet_tf.model.targets import encode_targets, keras_targets
 
 
 def _all_layers(model: keras.Model) -> list[keras.layers.Layer]:
@@ -130,6 +130,43 @@ def test_keras_file_round_trip_gives_identical_outputs(tmp_path: Path) -> None:
     assert restored.centernet_loss.wh_weight == 0.2
 
 
+#: Where the saved parts' classes lived before the package was sorted into folders (``.keras`` files name them).
+MODULES_BEFORE_THE_FOLDERS = {
+    "centernet_tf.model.centernet": "centernet_tf.model", "centernet_tf.model.layers": "centernet_tf.layers",
+    "centernet_tf.model.decode": "centernet_tf.decode", "centernet_tf.model.losses": "centernet_tf.losses",
+    "centernet_tf.model.necks": "centernet_tf.necks", "centernet_tf.model.backbones": "centernet_tf.backbones",
+}
+
+
+def test_a_keras_file_written_before_the_folders_loads_with_the_same_outputs(tmp_path: Path) -> None:
+    """A ``.keras`` file names each part's module; one saved when the parts were top-level modules
+    (``centernet_tf.model``, ``centernet_tf.decode``...) loads and gives the same heads and detections."""
+    import json
+    import zipfile
+
+    model = build_centernet(2, "resnet10_slim", (64, 64, 3), class_names=["a", "b"],
+                            decoder={"nms": True, "score_threshold": 0.0})
+    model.save(tmp_path / "now.keras")
+    with zipfile.ZipFile(tmp_path / "now.keras") as now:
+        files = {name: now.read(name) for name in now.namelist()}
+    config = files["config.json"].decode()
+    renamed = 0
+    for new, old in MODULES_BEFORE_THE_FOLDERS.items():
+        renamed += config.count(f'"{new}')
+        config = config.replace(f'"{new}', f'"{old}')
+    assert renamed >= 2 and json.loads(config)["module"] == "centernet_tf.model"  # the model and its normaliser
+    with zipfile.ZipFile(tmp_path / "before.keras", "w") as before:
+        for name, data in files.items():
+            before.writestr(name, config if name == "config.json" else data)
+    restored = keras.models.load_model(tmp_path / "before.keras")
+    images = np.random.default_rng(1).uniform(0, 255, (1, 64, 64, 3)).astype(np.float32)
+    expected, found = model(images, training=False), restored(images, training=False)
+    for key in expected:
+        np.testing.assert_array_equal(np.asarray(expected[key]), np.asarray(found[key]))
+    np.testing.assert_array_equal(model.decoder(expected)["boxes"], restored.decoder(found)["boxes"])
+    assert restored.class_names == ["a", "b"] and restored.decoder.nms
+
+
 @pytest.mark.parametrize("bgr", [False, True])
 def test_image_normalization_is_per_channel_for_static_and_dynamic_sizes(bgr: bool) -> None:
     """The row-wise form used for static sizes is the textbook per-channel ``(x - mean) / std``."""
@@ -147,8 +184,8 @@ def test_image_normalization_is_per_channel_for_static_and_dynamic_sizes(bgr: bo
 
 def test_a_new_backbone_needs_one_registered_builder_and_nothing_else(tmp_path: Path) -> None:
     """Register a builder; build, train a step, save, reload, freeze and decode with no other change."""
-    from centernet_tf.backbones.registry import _REGISTRY
-    from centernet_tf.transfer import set_backbone_trainable
+    from centernet_tf.model.backbones.registry import _REGISTRY
+    from centernet_tf.train.transfer import set_backbone_trainable
 
     @centernet_tf.register_backbone("tiny_test_net", mean=(127.5,) * 3, std=(127.5,) * 3)
     def tiny_test_net(image, weights):
@@ -182,7 +219,7 @@ def _batch_of_two(model: keras.Model) -> tuple[np.ndarray, dict[str, np.ndarray]
 
 def test_output_stride_is_derived_from_the_shapes() -> None:
     """An identity neck on the stride-8 features of a backbone that has no finer level gives stride 8."""
-    from centernet_tf.backbones.registry import _REGISTRY
+    from centernet_tf.model.backbones.registry import _REGISTRY
 
     @centernet_tf.register_backbone("stride8_test_net")
     def stride8_test_net(image, weights):
@@ -198,7 +235,7 @@ def test_output_stride_is_derived_from_the_shapes() -> None:
 
 def test_several_output_stacks_are_supervised_and_the_last_is_used(tmp_path: Path) -> None:
     """A neck with two stacks (intermediate supervision): each has heads, the loss averages them."""
-    from centernet_tf.necks import _NECKS
+    from centernet_tf.model.necks import _NECKS
 
     @centernet_tf.register_neck("two_stacks_test")
     def two_stacks(pyramid):
@@ -238,9 +275,9 @@ def test_keras_applications_backbones_return_their_pyramid(backbone: str, channe
 
 def _legacy_flat_model(num_classes: int) -> keras.Model:
     """A model as centernet-tf 0.1 built it: one flat functional graph named ``centernet_<backbone>``."""
-    from centernet_tf.backbones import get_backbone
-    from centernet_tf.model import _head
-    from centernet_tf.necks import deconv3
+    from centernet_tf.model.backbones import get_backbone
+    from centernet_tf.model.centernet import _head
+    from centernet_tf.model.necks import deconv3
 
     spec = get_backbone("resnet10_slim")
     image = keras.Input((64, 64, 3), name="image")
@@ -269,7 +306,7 @@ def test_previous_layout_files_load_as_a_model_of_parts(tmp_path: Path) -> None:
 
 
 def test_detector_on_a_keras_file_uses_the_decoder_saved_with_it(tmp_path: Path) -> None:
-    from centernet_tf.inference import load_detector
+    from centernet_tf.deploy.inference import load_detector
 
     model = build_centernet(2, "resnet10_slim", (64, 64, 3), decoder={"max_detections": 3, "score_threshold": 0.0})
     model.save(tmp_path / "model.keras")
@@ -296,7 +333,7 @@ def test_fpn_neck_adds_finer_backbone_levels_down_to_stride_4() -> None:
 
 
 def test_fpn_neck_refuses_a_backbone_without_the_finer_levels() -> None:
-    from centernet_tf.backbones.registry import _REGISTRY
+    from centernet_tf.model.backbones.registry import _REGISTRY
 
     @centernet_tf.register_backbone("coarse_only_test_net")
     def coarse_only(image, weights):

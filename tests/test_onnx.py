@@ -16,10 +16,10 @@ import tensorflow as tf
 pytest.importorskip("tf2onnx", reason='ONNX export needs tf2onnx: pip install -e ".[onnx]"')
 onnxruntime = pytest.importorskip("onnxruntime", reason='running .onnx files needs ONNX Runtime: pip install -e ".[onnx]"')
 
-from centernet_tf.export_onnx import OPSET, export_onnx  # noqa: E402
-from centernet_tf.inference import KerasDetector, ONNXDetector, load_detector  # noqa: E402
-from centernet_tf.model import build_centernet  # noqa: E402
-from centernet_tf.tta import network_outputs  # noqa: E402
+from centernet_tf.deploy.export_onnx import OPSET, export_onnx  # noqa: E402
+from centernet_tf.deploy.inference import KerasDetector, ONNXDetector, load_detector  # noqa: E402
+from centernet_tf.deploy.tta import network_outputs  # noqa: E402
+from centernet_tf.model.centernet import build_centernet  # noqa: E402
 from tests.test_export import CLASSES, ENV, REPO, _image, _like_a_trained_model, _tiny_hourglass  # noqa: E402
 
 
@@ -55,7 +55,7 @@ def _raw_onnx_outputs(model: keras.Model, pixels: np.ndarray) -> dict[str, np.nd
     ("resnet18", "dcn_deconv3"),  # resdcn_*: deformable convolution from gathers, no custom op
 ])
 def test_onnx_runtime_gives_the_keras_outputs_and_detections(tmp_path: Path, backbone: str, neck: str) -> None:
-    from centernet_tf.backbones import register_backbone
+    from centernet_tf.model.backbones import register_backbone
 
     register_backbone("hourglass_tiny_test", size_multiple=16)(_tiny_hourglass)
     keras.utils.set_random_seed(5)

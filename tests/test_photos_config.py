@@ -9,8 +9,8 @@ import numpy as np
 from PIL import Image
 
 from centernet_tf.config import load_config
-from centernet_tf.model import load_centernet
-from centernet_tf.training import run_training
+from centernet_tf.model.centernet import load_centernet
+from centernet_tf.train.training import run_training
 
 REPO = Path(__file__).resolve().parents[1]
 

@@ -9,10 +9,10 @@ import pytest
 import tensorflow as tf
 from PIL import Image
 
+from centernet_tf.data.index import DatasetIndex, Example, SkipReport
 from centernet_tf.data.letterbox import letterbox_array, letterbox_boxes, letterbox_geometry, letterbox_image
 from centernet_tf.data.pipeline import build_eval_dataset, build_train_dataset, random_horizontal_flip, read_image
-from centernet_tf.data.index import DatasetIndex, Example, SkipReport
-from centernet_tf.decode import undo_letterbox
+from centernet_tf.model.decode import undo_letterbox
 
 
 def test_letterbox_keeps_aspect_and_centres_the_padding() -> None:

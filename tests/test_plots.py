@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 
 from centernet_tf.data.index import DatasetIndex, Example, SkipReport
-from centernet_tf.evaluation import coco_ground_truth, coco_metrics
-from centernet_tf.plots import confusion_matrix, draw_confusion_matrix, draw_precision_recall
+from centernet_tf.evaluation.metrics import coco_ground_truth, coco_metrics
+from centernet_tf.evaluation.plots import confusion_matrix, draw_confusion_matrix, draw_precision_recall
 
 
 def _example(image_id: int, boxes: list[list[float]], classes: list[int]) -> Example:
@@ -58,8 +58,8 @@ def test_precision_recall_curves_are_cocoevals_and_average_to_ap50() -> None:
 def test_training_targets_decode_back_to_the_boxes_and_pictures_are_drawn() -> None:
     import tensorflow as tf
 
-    from centernet_tf.plots import boxes_from_targets, draw_label_statistics, draw_training_samples
-    from centernet_tf.targets import encode_targets, keras_targets
+    from centernet_tf.evaluation.plots import boxes_from_targets, draw_label_statistics, draw_training_samples
+    from centernet_tf.model.targets import encode_targets, keras_targets
 
     boxes = np.array([[10.5, 12.25, 30.5, 40.0], [40.0, 8.0, 60.0, 20.0]], np.float32)
     encoded = keras_targets(encode_targets(tf.constant(boxes), tf.constant([1, 0]), (64, 64), 2, stride=4,
@@ -78,7 +78,7 @@ def test_voc_metrics_follow_the_devkit_and_ignore_difficult_objects() -> None:
     """Two objects and a difficult one; detections 0.95 on the difficult (ignored), 0.9 hit, 0.8 false alarm,
     0.7 hit: recall 0.5, 0.5, 1 at precision 1, 0.5, 2/3. VOC2010+ (all points): 0.5 * 1 + 0.5 * 2/3;
     VOC07 (11 points): recall >= 0 ... 0.5 give 1 (6 points), 0.6 ... 1 give 2/3 (5 points)."""
-    from centernet_tf.evaluation import voc_metrics
+    from centernet_tf.evaluation.metrics import voc_metrics
 
     example = Example("1.jpg", 1, 100, 100, np.array([[0, 0, 10, 10], [50, 50, 60, 60], [80, 0, 99, 20]],
                       np.float32), np.array([0, 0, 0], np.int32), 1, np.array([False, False, True]))

@@ -16,8 +16,8 @@ import pytest
 import tensorflow as tf
 
 from centernet_tf.config import load_config
-from centernet_tf.schedules import learning_rate_schedule
-from centernet_tf.training import training_phases
+from centernet_tf.train.phases import training_phases
+from centernet_tf.train.schedules import learning_rate_schedule
 
 REPO = Path(__file__).resolve().parents[1]
 EPOCHS, STEPS = 6, 3

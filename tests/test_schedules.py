@@ -9,9 +9,9 @@ import numpy as np
 import pytest
 
 from centernet_tf.config import load_config
-from centernet_tf.model import build_centernet
-from centernet_tf.schedules import StepDecayWithWarmup, learning_rate_schedule, peak_learning_rate
-from centernet_tf.training import compile_centernet
+from centernet_tf.model.centernet import build_centernet
+from centernet_tf.train.phases import compile_centernet
+from centernet_tf.train.schedules import StepDecayWithWarmup, learning_rate_schedule, peak_learning_rate
 
 
 def test_learning_rate_scales_linearly_with_the_batch_unless_given() -> None:

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from centernet_tf.targets import encode_targets, gaussian_radius, keras_targets
+from centernet_tf.model.targets import encode_targets, gaussian_radius, keras_targets
 from reference import encode_targets_reference, gaussian_radius_cornernet, iou_after_shift
 
 

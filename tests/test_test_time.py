@@ -9,11 +9,11 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from centernet_tf.backbones import register_backbone
 from centernet_tf.data.letterbox import letterbox_image
-from centernet_tf.decode import CenterNetDecoder
-from centernet_tf.model import build_centernet
-from centernet_tf.tta import detect_image, merge_scales, network_outputs
+from centernet_tf.deploy.tta import detect_image, merge_scales, network_outputs
+from centernet_tf.model.backbones import register_backbone
+from centernet_tf.model.centernet import build_centernet
+from centernet_tf.model.decode import CenterNetDecoder
 
 SIZE = (64, 96)
 

@@ -12,8 +12,8 @@ import pytest
 tfds = pytest.importorskip("tensorflow_datasets", reason='the tfds source needs pip install -e ".[tfds]"')
 
 from centernet_tf.config import load_config  # noqa: E402
-from centernet_tf.data.loaders import load_split  # noqa: E402
 from centernet_tf.data.formats import load_tfds  # noqa: E402
+from centernet_tf.data.loaders import load_split  # noqa: E402
 
 H, W = 40, 60
 

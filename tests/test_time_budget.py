@@ -13,9 +13,9 @@ import keras
 from keras import ops
 
 from centernet_tf.config import ConfigError, TrainConfig, load_config
-from centernet_tf.schedules import learning_rate_schedule
-from centernet_tf.time_budget import BUDGET_FILE, BudgetPlanner, epochs_for_budget, plan_last_epoch
-from centernet_tf.training import run_training
+from centernet_tf.train.schedules import learning_rate_schedule
+from centernet_tf.train.time_budget import BUDGET_FILE, BudgetPlanner, epochs_for_budget, plan_last_epoch
+from centernet_tf.train.training import run_training
 
 
 def test_epochs_for_budget_by_hand() -> None:

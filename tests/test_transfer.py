@@ -8,11 +8,11 @@ import pytest
 import tensorflow as tf
 
 from centernet_tf.config import ConfigError, load_config
-from centernet_tf.model import build_centernet
-from centernet_tf.schedules import learning_rate_schedule
-from centernet_tf.targets import encode_targets, keras_targets
-from centernet_tf.training import compile_centernet, training_phases
-from centernet_tf.transfer import backbone_layers, set_backbone_trainable
+from centernet_tf.model.centernet import build_centernet
+from centernet_tf.model.targets import encode_targets, keras_targets
+from centernet_tf.train.phases import compile_centernet, training_phases
+from centernet_tf.train.schedules import learning_rate_schedule
+from centernet_tf.train.transfer import backbone_layers, set_backbone_trainable
 
 SIZE = 64
 

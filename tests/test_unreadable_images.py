@@ -85,8 +85,8 @@ def test_yolo_reads_gif_counts_tiff_and_follows_symlinked_folders(tmp_path: Path
 def test_an_image_dropped_by_the_evaluation_pipeline_is_counted_and_named(tmp_path: Path, caplog) -> None:
     import keras
 
-    from centernet_tf.evaluation import predict_detections
-    from centernet_tf.model import build_centernet
+    from centernet_tf.evaluation.metrics import predict_detections
+    from centernet_tf.model.centernet import build_centernet
 
     root = _voc(tmp_path / "voc", {"a.jpg": "JPEG", "b.jpg": "JPEG"})
     (root / "JPEGImages" / "b.jpg").write_bytes(b"\xff\xd8\xff\xe0 not a whole jpeg \xff\xd9")
@@ -123,7 +123,7 @@ def test_an_image_dropped_by_the_training_pipeline_is_counted_and_named(tmp_path
 def test_a_training_run_reports_the_images_it_could_not_decode(tmp_path: Path, caplog) -> None:
     import json
 
-    from centernet_tf.training import run_training
+    from centernet_tf.train.training import run_training
 
     root = _voc(tmp_path / "voc", {f"{i}.jpg": "JPEG" for i in range(4)})
     (root / "JPEGImages" / "2.jpg").write_bytes(b"\xff\xd8\xff\xe0 not a whole jpeg \xff\xd9")
@@ -141,7 +141,7 @@ def test_a_training_run_reports_the_images_it_could_not_decode(tmp_path: Path, c
 
 
 def test_calibration_images_that_do_not_decode_are_counted(tmp_path: Path, caplog) -> None:
-    from centernet_tf.export import representative_images
+    from centernet_tf.deploy.export import representative_images
 
     root = _voc(tmp_path / "voc", {"a.jpg": "JPEG", "b.jpg": "JPEG", "c.jpg": "JPEG"})
     (root / "JPEGImages" / "c.jpg").write_bytes(b"\xff\xd8\xff\xe0 not a whole jpeg \xff\xd9")

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import numpy as np
 
-from centernet_tf.visualize import ground_truth_vs_prediction, heatmap_overlay
+from centernet_tf.deploy.visualize import ground_truth_vs_prediction, heatmap_overlay
 
 
 def test_ground_truth_left_prediction_right_with_class_names() -> None:
-    from centernet_tf.inference import Detections
-    from centernet_tf.visualize import _CLASS_COLOURS
+    from centernet_tf.deploy.inference import Detections
+    from centernet_tf.deploy.visualize import _CLASS_COLOURS
 
     images = np.zeros((1, 64, 96, 3), np.float32)
     truths = [(np.array([[4, 20, 40, 50]], np.float32), np.array([1]))]

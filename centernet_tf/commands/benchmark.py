@@ -38,13 +38,13 @@ def main(argv: list[str] | None = None) -> int:
     setup_logging()
 
     import centernet_tf  # noqa: F401  (registers the custom layers)
-    from centernet_tf.benchmark import markdown_table, run_benchmark
+    from centernet_tf.evaluation.benchmark import markdown_table, run_benchmark
     from centernet_tf.commands import decoder_for_command
     from centernet_tf.config import load_config
     from centernet_tf.data.loaders import load_split
     from centernet_tf.files import atomic_write, refuse_overwriting
     from centernet_tf.labels import class_names_for
-    from centernet_tf.model import load_centernet
+    from centernet_tf.model.centernet import load_centernet
 
     model_path = Path(args.model)
     if not model_path.is_file():

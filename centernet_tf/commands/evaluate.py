@@ -11,14 +11,14 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # before TensorFlow is impor
 
 import centernet_tf  # noqa: E402,F401 - registers the custom layers and losses for load_model
 from centernet_tf.cli import add_debug_flag, format_metrics, run_cli, setup_logging  # noqa: E402
+from centernet_tf.commands import decoder_for_command  # noqa: E402
 from centernet_tf.config import load_config  # noqa: E402
 from centernet_tf.data.loaders import load_split  # noqa: E402
-from centernet_tf.evaluation import evaluate_model  # noqa: E402
+from centernet_tf.deploy.tta import describe as describe_test_time  # noqa: E402
+from centernet_tf.evaluation.metrics import evaluate_model  # noqa: E402
 from centernet_tf.files import atomic_write, refuse_overwriting  # noqa: E402
 from centernet_tf.labels import class_names_for  # noqa: E402
-from centernet_tf.tta import describe as describe_test_time  # noqa: E402
-from centernet_tf.model import load_centernet  # noqa: E402
-from centernet_tf.commands import decoder_for_command  # noqa: E402
+from centernet_tf.model.centernet import load_centernet  # noqa: E402
 
 
 def main(argv: list[str] | None = None) -> int:

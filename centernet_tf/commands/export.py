@@ -40,9 +40,9 @@ def main(argv: list[str] | None = None) -> int:
     from centernet_tf.config import load_config
     from centernet_tf.data.loaders import load_split
     from centernet_tf.files import refuse_overwriting
-    from centernet_tf.export import export_saved_model, export_tflite, model_input_size, representative_images
+    from centernet_tf.deploy.export import export_saved_model, export_tflite, model_input_size, representative_images
     from centernet_tf.labels import class_names_for
-    from centernet_tf.model import load_centernet
+    from centernet_tf.model.centernet import load_centernet
     from centernet_tf.commands import decoder_for_command
 
     model_path = Path(args.model)
@@ -67,7 +67,7 @@ def main(argv: list[str] | None = None) -> int:
         refuse_overwriting([output], [model_path, config_path], "--output")
         export_saved_model(model, output, class_names, decoder)
     elif args.format == "onnx":
-        from centernet_tf.export_onnx import export_onnx
+        from centernet_tf.deploy.export_onnx import export_onnx
 
         output = Path(args.output or model_path.with_name(f"{model_path.stem}.onnx"))
         refuse_overwriting([output], [model_path, config_path], "--output")

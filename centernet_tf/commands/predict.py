@@ -67,7 +67,7 @@ def predict_images(detector: Any, paths: list[Path], output: Path, class_names: 
     import tensorflow as tf
     from PIL import Image
 
-    from centernet_tf.visualize import draw_detections
+    from centernet_tf.deploy.visualize import draw_detections
 
     results: dict[str, Any] = {}
     skipped: list[str] = []
@@ -102,7 +102,7 @@ def predict_video(detector: Any, path: Path, output: Path, class_names: list[str
         import cv2
     except ImportError:
         raise SystemExit("predict.py: videos need OpenCV: pip install opencv-python-headless") from None
-    from centernet_tf.visualize import draw_detections
+    from centernet_tf.deploy.visualize import draw_detections
 
     capture = cv2.VideoCapture(str(path))
     if not capture.isOpened():
@@ -148,7 +148,7 @@ def main(argv: list[str] | None = None) -> int:
     setup_logging()
 
     from centernet_tf.data.image_files import IMAGE_SUFFIXES
-    from centernet_tf.inference import load_detector
+    from centernet_tf.deploy.inference import load_detector
 
     source = Path(args.input)
     if not source.exists():

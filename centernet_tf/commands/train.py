@@ -12,8 +12,8 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # before TensorFlow is impor
 
 from centernet_tf.cli import add_debug_flag, format_metrics, run_cli, setup_logging  # noqa: E402
 from centernet_tf.config import load_config  # noqa: E402
-from centernet_tf.callbacks import TrainingDiverged  # noqa: E402
-from centernet_tf.training import run_training  # noqa: E402
+from centernet_tf.train.callbacks import TrainingDiverged  # noqa: E402
+from centernet_tf.train.training import run_training  # noqa: E402
 
 #: The built-in default (synthetic shapes): the repository's configs/, or where pip installs them.
 CONFIG_DIRS = (Path(__file__).resolve().parents[2] / "configs", Path(sys.prefix) / "share" / "centernet-tf" / "configs")

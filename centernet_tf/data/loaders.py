@@ -7,15 +7,18 @@ validation and the README's list of formats all read its registry, re-exported h
 from __future__ import annotations
 
 import logging
+from typing import TYPE_CHECKING
 
 import numpy as np
 
-from centernet_tf.config import DataConfig
 from centernet_tf.data.formats import (  # noqa: F401  (the registry, re-exported: the data API in one place)
     SPLITS, SourceLoader, SourceSpec, formats_markdown, get_source, register_source, source_names,
 )
 from centernet_tf.data.formats.shapes import default_shapes_dir  # noqa: F401
 from centernet_tf.data.index import DatasetIndex
+
+if TYPE_CHECKING:  # the config imports the data registry to check data.format: a type here, not an import
+    from centernet_tf.config import DataConfig
 
 logger = logging.getLogger(__name__)
 

@@ -13,9 +13,9 @@ import numpy as np
 import tensorflow as tf
 
 from centernet_tf.data.augment import Augmentation, colour_jitter, pca_lighting, random_scale_crop
-from centernet_tf.data.letterbox import letterbox_boxes, letterbox_image
 from centernet_tf.data.index import DatasetIndex
-from centernet_tf.targets import encode_targets, keras_targets
+from centernet_tf.data.letterbox import letterbox_boxes, letterbox_image
+from centernet_tf.model.targets import encode_targets, keras_targets
 
 logger = logging.getLogger(__name__)
 AUTOTUNE = tf.data.AUTOTUNE
@@ -41,7 +41,7 @@ def read_image(path: tf.Tensor, orientation: tf.Tensor | int = 1) -> tf.Tensor:
     """Decode JPEG/PNG/BMP/GIF to ``uint8 [h, w, 3]``; grayscale is expanded and alpha dropped.
 
     ``orientation`` (EXIF, 1-8) turns the stored pixels into the upright view: TensorFlow's decoders ignore
-    the tag, so the index records it per image (:attr:`~centernet_tf.data.sources.Example.orientation`).
+    the tag, so the index records it per image (:attr:`~centernet_tf.data.index.Example.orientation`).
     """
     image = tf.io.decode_image(tf.io.read_file(path), channels=3, expand_animations=False)
     return tf.ensure_shape(apply_exif_orientation(image, orientation), [None, None, 3])
@@ -162,7 +162,7 @@ def build_train_dataset(
     when there is a ``seed`` or no shuffling) keeps the order of the parallel decoding; off, a slow file does
     not hold up the batch (``benchmarks/input_pipeline.py`` measures both). ``box_targets`` adds the dense
     targets of the ``giou_ttf`` box loss; ``exact_radius`` draws the heatmap with
-    :func:`~centernet_tf.targets.gaussian_radius`'s ``exact=True``. A ``watch`` counts the images read and
+    :func:`~centernet_tf.model.targets.gaussian_radius`'s ``exact=True``. A ``watch`` counts the images read and
     decoded, so the ones dropped for not decoding can be named after training.
     """
     augmentation = augmentation or Augmentation()

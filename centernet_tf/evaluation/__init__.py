@@ -1,0 +1,1 @@
+"""Scoring detections (pycocotools COCO metrics, VOC AP) and showing them (drawn boxes, curves, plots)."""
