@@ -28,11 +28,8 @@ class ModelConfig:
     input_size: list[int] = field(default_factory=lambda: [512, 512])
     #: None (random init), "imagenet" (download, or the Keras cache ~/.keras/models) or a weights file.
     backbone_weights: str | None = None
-    #: How backbone features reach the heads: "deconv3" (the paper's three upsampling blocks, for ResNets and
-    #: other stride-32 backbones), "deconv3_256" (the original code's, 256 filters each), "fpn" (top-down with
-    #: the backbone's stride 16/8/4 features added: small objects, mobile backbones), "ida_up" (DLA-34's
-    #: iterative aggregation, the original dlav0), "dla_up_dcn" / "dcn_deconv3" (the paper's deformable DLA-34
-    #: and ResDCN upsampling) or "identity" (backbones that upsample themselves: hourglass104, one map per stack).
+    #: How backbone features reach the heads: a registered neck (``centernet_tf.available_necks()``; each one's
+    #: docstring says what it is for), e.g. "deconv3" (the paper's), "fpn" (small objects), "ida_up" (DLA-34).
     neck: str = "deconv3"
     head_conv: int = 64
     #: Heads as Conv3x3 + BN + ReLU + Conv1x1 (true) or the original code's Conv3x3 with bias + ReLU + Conv1x1.
@@ -112,16 +109,18 @@ class DataConfig:
 
 @dataclass
 class LossConfig:
+    """Exactly :class:`centernet_tf.model.losses.CenterNetLoss`'s arguments, which it checks and the model saves."""
     heatmap_weight: float = 1.0
     wh_weight: float = 0.1
     offset_weight: float = 1.0
+    focal_alpha: float = 2.0  # the focal loss' exponents, as the paper
+    focal_beta: float = 4.0
     #: Box regression: "l1" (the paper: width/height at the centre, L1 in output pixels, weight 0.1) or
     #: "giou_ttf" (TTFNet: distances to the box sides at every pixel of a Gaussian area, GIoU loss; TTFNet
     #: weighs it 5, so set wh_weight: 5). Saved with the model: it decides the heads and the decoding.
     box: str = "l1"
-    #: Radius of the heatmap Gaussians: "cornernet" (the formula CornerNet and CenterNet use, with its quirk
-    #: that makes large boxes' radii several times what its IoU argument says) or "exact" (the same IoU
-    #: argument solved correctly: tighter peaks on large boxes; see targets.gaussian_radius).
+    #: Heatmap Gaussians' radius: "cornernet" (CornerNet's and CenterNet's formula; its quirk makes large boxes'
+    #: radii several times what its IoU argument says) or "exact" (that argument solved: see targets.gaussian_radius).
     gaussian_radius: str = "cornernet"
 
 
@@ -191,8 +190,7 @@ class EvalConfig:
     scale_merge: str = "soft_nms"
     #: The Gaussian's sigma of the soft-NMS merge (of scales, or of ``nms_method: soft``), as the original.
     soft_nms_sigma: float = 0.5
-    #: The keys above are exactly :class:`centernet_tf.model.decode.CenterNetDecoder`'s settings (a test holds them
-    #: equal); the ones below are about running the evaluation.
+    #: Above: exactly CenterNetDecoder's settings (a test holds them equal). Below: running the evaluation.
     batch_size: int = 8
     #: COCO evaluation of the val split every N epochs during training (0: only after the last epoch);
     #: the best model by ``best_metric`` is kept as best_model.keras.
@@ -320,6 +318,7 @@ NUMBER_RANGES: dict[str, Interval] = {
     "data.check_workers": AT_LEAST_1, "data.scale_range": POSITIVE, "data.crop_border": Interval(0, 0.5, True, False),
     "data.colour_jitter": UNIT, "data.lighting_std": AT_LEAST_0,
     "loss.heatmap_weight": AT_LEAST_0, "loss.wh_weight": AT_LEAST_0, "loss.offset_weight": AT_LEAST_0,
+    "loss.focal_alpha": AT_LEAST_0, "loss.focal_beta": AT_LEAST_0,
     "train.epochs": AT_LEAST_1, "train.time_budget_minutes": POSITIVE, "train.batch_size": AT_LEAST_1,
     "train.learning_rate": POSITIVE, "train.base_learning_rate": POSITIVE, "train.warmup_steps": AT_LEAST_0,
     "train.lr_decay_epochs": AT_LEAST_1, "train.lr_decay_factor": Interval(0, 1, False, True),
@@ -371,14 +370,14 @@ def validate(config: Config) -> None:
         raise ConfigError(f"train.jit_compile must be true, false or auto, got {config.train.jit_compile!r}")
     if config.train.distribute not in ("none", "mirrored", "multi_worker"):
         raise ConfigError(f"train.distribute must be none, mirrored or multi_worker, got {config.train.distribute!r}")
-    from centernet_tf.model.losses import BOX_LOSSES  # local: keeps Keras out of reading a config
+    from centernet_tf.model.losses import CenterNetLoss  # local: keeps Keras out of reading a config
 
-    if config.loss.box not in BOX_LOSSES:
-        raise ConfigError(f"loss.box must be one of {', '.join(BOX_LOSSES)}, got {config.loss.box!r}")
+    try:  # the loss checks its own settings
+        CenterNetLoss(**dataclasses.asdict(config.loss))
+    except ValueError as error:
+        raise ConfigError(f"loss.{error}") from None
     if budget is not None and config.train.distribute == "multi_worker":
         raise ConfigError("train.time_budget_minutes is not available with train.distribute=multi_worker; set train.epochs")
-    if config.loss.gaussian_radius not in ("cornernet", "exact"):
-        raise ConfigError(f"loss.gaussian_radius must be cornernet or exact, got {config.loss.gaussian_radius!r}")
     if not config.eval.test_scales:
         raise ConfigError("eval.test_scales must list at least one zoom factor, e.g. [1.0]")
     from centernet_tf.model.decode import CenterNetDecoder, decoder_settings  # local: keeps Keras out of reading a config

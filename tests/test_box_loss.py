@@ -135,5 +135,24 @@ def test_config_checks_the_box_loss_and_ema_momentum() -> None:
         load_config(None, ["loss.box=iou"])
     with pytest.raises(ConfigError, match="ema_momentum"):
         load_config(None, ["train.ema_momentum=1.5"])
-    with pytest.raises(ValueError, match="box loss must be one of"):
+    with pytest.raises(ValueError, match="box must be one of"):
         CenterNetLoss(box="smooth_l1")
+
+
+def test_the_loss_section_holds_exactly_the_losss_arguments_and_the_model_saves_them() -> None:
+    """The loss states its settings once: the config's loss section is its constructor's arguments, a value it
+    refuses is a config error naming the loss key, and the built model carries every one of them."""
+    import dataclasses
+    import inspect
+
+    from centernet_tf.config import LossConfig
+    from centernet_tf.train.build import model_from_config
+
+    arguments = [name for name in inspect.signature(CenterNetLoss.__init__).parameters if name != "self"]
+    assert [f.name for f in dataclasses.fields(LossConfig)] == arguments
+    with pytest.raises(ConfigError, match="loss.gaussian_radius must be one of cornernet, exact, got 'wide'"):
+        load_config(None, ["loss.gaussian_radius=wide"])
+    config = load_config(None, ["model.backbone=resnet10_slim", "model.input_size=[64,64]", "loss.focal_beta=3",
+                                "loss.gaussian_radius=exact", "loss.wh_weight=0.5"])
+    saved = model_from_config(config, ["a"]).get_config()["loss"]
+    assert saved == dataclasses.asdict(config.loss) and saved["focal_beta"] == 3.0

@@ -108,6 +108,10 @@ def giou_box_loss(pred_ltrb: Any, box_target: Any, weight: Any) -> Any:
     return ops.sum((1.0 - giou) * weight) / (total + 1e-4)
 
 
+#: How the heatmap Gaussians' radii are computed (:func:`centernet_tf.model.targets.gaussian_radius`).
+GAUSSIAN_RADII = ("cornernet", "exact")
+
+
 @keras.saving.register_keras_serializable(package="centernet_tf")
 class CenterNetLoss:
     """``total = heatmap_weight * focal + wh_weight * L1(wh) + offset_weight * L1(offset)`` (paper: 1, 0.1, 1).
@@ -115,6 +119,10 @@ class CenterNetLoss:
     With ``box="giou_ttf"`` the ``wh`` term is :func:`giou_box_loss` on the dense ``box_target`` /
     ``box_weight`` targets (TTFNet weighs it 5) and there is no offset term. With several output stacks
     (Hourglass' intermediate supervision) each term is the mean over the stacks, as in the original code.
+
+    ``gaussian_radius`` says how the heatmap targets it compares with are drawn (``cornernet``: the formula
+    CornerNet and CenterNet use; ``exact``: its IoU argument solved correctly, tighter on large boxes); like
+    ``box``, which also decides the targets, it is saved with the model.
     """
 
     def __init__(
@@ -125,10 +133,14 @@ class CenterNetLoss:
         focal_alpha: float = 2.0,
         focal_beta: float = 4.0,
         box: str = "l1",
+        gaussian_radius: str = "cornernet",
     ) -> None:
         if box not in BOX_LOSSES:
-            raise ValueError(f"box loss must be one of {', '.join(BOX_LOSSES)}, got {box!r}")
+            raise ValueError(f"box must be one of {', '.join(BOX_LOSSES)}, got {box!r}")
+        if gaussian_radius not in GAUSSIAN_RADII:
+            raise ValueError(f"gaussian_radius must be one of {', '.join(GAUSSIAN_RADII)}, got {gaussian_radius!r}")
         self.box = box
+        self.gaussian_radius = gaussian_radius
         self.heatmap_weight = float(heatmap_weight)
         self.wh_weight = float(wh_weight)
         self.offset_weight = float(offset_weight)
@@ -177,6 +189,7 @@ class CenterNetLoss:
             "focal_alpha": self.focal_alpha,
             "focal_beta": self.focal_beta,
             "box": self.box,
+            "gaussian_radius": self.gaussian_radius,
         }
 
     @classmethod

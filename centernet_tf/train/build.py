@@ -15,8 +15,8 @@ from centernet_tf.train.precision import dtype_policy
 
 
 def loss_from_config(loss: LossConfig) -> CenterNetLoss:
-    """The CenterNet loss with the config's term weights (paper: 1, 0.1, 1) and box loss."""
-    return CenterNetLoss(loss.heatmap_weight, loss.wh_weight, loss.offset_weight, box=loss.box)
+    """The CenterNet loss of the config's ``loss`` section (its keys are the loss' arguments)."""
+    return CenterNetLoss(**dataclasses.asdict(loss))
 
 
 def float32_model(config: Config, model: CenterNet) -> CenterNet:
