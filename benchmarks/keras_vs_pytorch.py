@@ -11,6 +11,9 @@ Inference, batch 1 (milliseconds per image):
   - ``keras_detect``: the product end to end, ``KerasDetector.detect`` from a uint8 photo-sized image to boxes
     (letterbox, normalisation, network, peak extraction, decoding, letterbox removed);
   - ``keras_forward``: the raw Keras forward pass (``tf.function``), for the overhead of everything else;
+  - ``keras_detect_bfloat16`` / ``keras_forward_bfloat16``: the same with the bfloat16 twin
+    (:func:`centernet_tf.deploy.bfloat16.bfloat16_model`: weights and arithmetic in bfloat16, heads' outputs
+    and decoding in float32), where the CPU computes bfloat16 natively (AVX512-BF16 / AMX);
   - ``pytorch_forward``: the twin's raw forward pass in ``torch.no_grad()``, on an already normalised tensor.
 Training, batch 8 (seconds per step, same images and targets):
   - ``keras_fit_step``: ``model.train_on_batch`` - the step ``model.fit`` runs (the product's loss and its
@@ -40,6 +43,7 @@ import tensorflow as tf  # noqa: E402
 import keras  # noqa: E402
 
 from benchmarks.bccd import machine  # noqa: E402
+from centernet_tf.deploy.bfloat16 import bfloat16_model, cpu_computes_bfloat16  # noqa: E402
 from centernet_tf.deploy.convert import ORIGINAL_NORMALIZATION, model_from_state_dict  # noqa: E402
 from centernet_tf.deploy.inference import KerasDetector  # noqa: E402
 from centernet_tf.model.targets import encode_targets, keras_targets  # noqa: E402
@@ -154,6 +158,15 @@ def main() -> None:
         "keras_forward": lambda: forward(pixels)["heatmap"].numpy(),
         "pytorch_forward": torch_forward,
     }
+    bfloat16_difference = None
+    if cpu_computes_bfloat16():
+        twin = bfloat16_model(model)
+        twin_detector = KerasDetector(twin)
+        twin_forward = tf.function(lambda x: twin(x, training=False))
+        bfloat16_difference = float(np.abs(twin_forward(pixels)["heatmap"].numpy()
+                                           - forward(pixels)["heatmap"].numpy()).max())
+        inference["keras_detect_bfloat16"] = lambda: twin_detector.detect(photo)
+        inference["keras_forward_bfloat16"] = lambda: twin_forward(pixels)["heatmap"].numpy()
     images, targets = training_batch()
     model.compile(optimizer=keras.optimizers.Adam(1e-4), jit_compile=False)
     training = {
@@ -184,13 +197,17 @@ def main() -> None:
         "keras_fit_step_over_pytorch_step": ratio("keras_fit_step", "pytorch_step"),
         "keras_bare_step_over_pytorch_step": ratio("keras_bare_step", "pytorch_step"),
     }
+    if bfloat16_difference is not None:
+        results["ratios"]["keras_detect_bfloat16_over_pytorch_forward"] = ratio("keras_detect_bfloat16", "pytorch_forward")
+        results["ratios"]["keras_forward_bfloat16_over_pytorch_forward"] = ratio("keras_forward_bfloat16", "pytorch_forward")
     print(json.dumps(results, indent=2))
     output = Path(args.output)
     output.write_text(json.dumps({
         "command": "python " + " ".join([Path(sys.argv[0]).as_posix(), *sys.argv[1:]]),
         "machine": machine(), "arch": "res_50", "input": [SIZE, SIZE], "classes": CLASSES, "batch": BATCH,
         "threads": THREADS, "rounds": args.rounds, "pytorch": torch.__version__,
-        "max_heatmap_difference": difference, "wall_seconds": round(time.perf_counter() - started, 1), **results,
+        "max_heatmap_difference": difference, "bfloat16_max_heatmap_difference": bfloat16_difference,
+        "native_bfloat16": cpu_computes_bfloat16(), "wall_seconds": round(time.perf_counter() - started, 1), **results,
     }, indent=2) + "\n")
     print(f"wrote {output}")
 

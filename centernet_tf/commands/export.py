@@ -26,6 +26,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--model", required=True, help="a .keras file written by train.py")
     parser.add_argument("--format", required=True, choices=["saved_model", "tflite", "onnx"])
     parser.add_argument("--quantize", default="fp32", choices=["fp32", "fp16", "int8"], help="TFLite only")
+    parser.add_argument("--precision", default="float32", choices=["float32", "bfloat16"],
+                        help="SavedModel only: bfloat16 weights and arithmetic (decoding in float32), for CPUs "
+                        "with native bfloat16 (AVX512-BF16, AMX); benchmark.py says whether it pays on yours")
     parser.add_argument("--output", help="SavedModel directory, .tflite or .onnx file (default: beside the model)")
     parser.add_argument("--config", help="the run's config (default: config.yaml beside the model); sets the "
                         "decoder and, for int8, the training images used for calibration")
@@ -48,6 +51,8 @@ def main(argv: list[str] | None = None) -> int:
     model_path = Path(args.model)
     if args.format != "tflite" and args.quantize != "fp32":
         parser.error("--quantize applies to --format tflite only")
+    if args.format != "saved_model" and args.precision != "float32":
+        parser.error("--precision applies to --format saved_model only (TFLite: --quantize fp16)")
     if not model_path.is_file():
         parser.error(f"--model {model_path}: no such file")
     config_path = Path(args.config) if args.config else model_path.parent / "config.yaml"
@@ -63,8 +68,15 @@ def main(argv: list[str] | None = None) -> int:
     decoder = decoder_for_command(model, config, args.overrides)
 
     if args.format == "saved_model":
-        output = Path(args.output) if args.output else model_path.with_name(f"{model_path.stem}_saved_model")
+        suffix = "_bfloat16" if args.precision == "bfloat16" else ""
+        output = Path(args.output) if args.output else model_path.with_name(f"{model_path.stem}_saved_model{suffix}")
         refuse_overwriting([output], [model_path, config_path], "--output")
+        if args.precision == "bfloat16":
+            from centernet_tf.deploy.bfloat16 import bfloat16_model, cpu_computes_bfloat16
+
+            if not cpu_computes_bfloat16():
+                log.warning("This CPU has no native bfloat16: the bfloat16 SavedModel will run slower here")
+            model = bfloat16_model(model)
         export_saved_model(model, output, class_names, decoder)
     elif args.format == "onnx":
         from centernet_tf.deploy.export_onnx import export_onnx

@@ -35,10 +35,14 @@ class Format:
     """One row of the table: how the model is written in it, and what must be installed to run it."""
 
     name: str
-    #: ``write(model, folder, class_names, decoder, calibration)`` -> the exported file or folder.
+    #: ``write(model, folder, class_names, decoder, calibration)`` -> the exported file or folder; None: the
+    #: Keras model itself runs (through ``twin``, when set: ``twin(model)`` is what runs).
     write: Callable[..., Path] | None
     needs: tuple[str, ...] = ()
     extra: str = ""
+    twin: Callable[[Any], Any] | None = None
+    #: Measured only where the CPU computes bfloat16 natively (elsewhere it is emulated: slower by design).
+    native_bfloat16: bool = False
 
 
 def _tflite(quantize: str) -> Callable[..., Path]:
@@ -54,10 +58,19 @@ def _onnx(model: Any, folder: Path, names: list[str], decoder: CenterNetDecoder,
     return export_onnx(model, folder / "model.onnx", names, decoder)
 
 
+def _bfloat16(model: Any) -> Any:
+    from centernet_tf.deploy.bfloat16 import bfloat16_model
+
+    return bfloat16_model(model)
+
+
 FORMATS = (
     Format("keras", None),
+    Format("keras_bfloat16", None, twin=_bfloat16, native_bfloat16=True),
     Format("saved_model", lambda model, folder, names, decoder, _: export_saved_model(
         model, folder / "saved_model", names, decoder)),
+    Format("saved_model_bfloat16", lambda model, folder, names, decoder, _: export_saved_model(
+        _bfloat16(model), folder / "saved_model_bfloat16", names, decoder), native_bfloat16=True),
     Format("tflite_fp32", _tflite("fp32")),
     Format("tflite_fp16", _tflite("fp16")),
     Format("tflite_int8", _tflite("int8")),
@@ -103,6 +116,7 @@ def run_benchmark(
     """Export ``model`` into ``folder`` in every format of ``formats`` (default: all) whose runtime is installed,
     score each on ``index`` and time it; the rows, in :data:`FORMATS` order."""
     from centernet_tf.data.pipeline import read_image
+    from centernet_tf.deploy.bfloat16 import cpu_computes_bfloat16
 
     wanted = formats or format_names()
     unknown = sorted(set(wanted) - set(format_names()))
@@ -121,8 +135,11 @@ def run_benchmark(
         if missing:
             rows[spec.name] = {"skipped": f'needs {", ".join(missing)}: pip install "centernet-tf[{spec.extra}]"'}
             continue
+        if spec.native_bfloat16 and not cpu_computes_bfloat16():
+            rows[spec.name] = {"skipped": "this CPU has no native bfloat16 (AVX512-BF16 or AMX)"}
+            continue
         if spec.write is None:
-            detectors[spec.name] = KerasDetector(model, decoder)
+            detectors[spec.name] = KerasDetector(spec.twin(model) if spec.twin else model, decoder)
             rows[spec.name] = {"file": None, "size_mb": None}
             continue
         started = time.perf_counter()
