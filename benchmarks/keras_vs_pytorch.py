@@ -43,7 +43,7 @@ import tensorflow as tf  # noqa: E402
 import keras  # noqa: E402
 
 from benchmarks.bccd import machine  # noqa: E402
-from centernet_tf.deploy.bfloat16 import bfloat16_model, cpu_computes_bfloat16  # noqa: E402
+from centernet_tf.deploy.bfloat16 import bfloat16_model, computes_bfloat16  # noqa: E402
 from centernet_tf.deploy.convert import ORIGINAL_NORMALIZATION, model_from_state_dict  # noqa: E402
 from centernet_tf.deploy.inference import KerasDetector  # noqa: E402
 from centernet_tf.model.targets import encode_targets, keras_targets  # noqa: E402
@@ -159,7 +159,7 @@ def main() -> None:
         "pytorch_forward": torch_forward,
     }
     bfloat16_difference = None
-    if cpu_computes_bfloat16():
+    if computes_bfloat16():
         twin = bfloat16_model(model)
         twin_detector = KerasDetector(twin)
         twin_forward = tf.function(lambda x: twin(x, training=False))
@@ -207,7 +207,7 @@ def main() -> None:
         "machine": machine(), "arch": "res_50", "input": [SIZE, SIZE], "classes": CLASSES, "batch": BATCH,
         "threads": THREADS, "rounds": args.rounds, "pytorch": torch.__version__,
         "max_heatmap_difference": difference, "bfloat16_max_heatmap_difference": bfloat16_difference,
-        "native_bfloat16": cpu_computes_bfloat16(), "wall_seconds": round(time.perf_counter() - started, 1), **results,
+        "native_bfloat16": computes_bfloat16(), "wall_seconds": round(time.perf_counter() - started, 1), **results,
     }, indent=2) + "\n")
     print(f"wrote {output}")
 

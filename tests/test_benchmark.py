@@ -69,7 +69,7 @@ def test_a_format_without_its_runtime_is_a_skipped_row(run_folder: Path, monkeyp
         run_benchmark(model, model.decoder, index, run_folder / "skip", ("tflite_int4",))
 
 
-def test_the_bfloat16_rows_run_where_the_cpu_computes_it_and_are_skipped_elsewhere(run_folder: Path, monkeypatch) -> None:
+def test_the_bfloat16_rows_run_where_the_machine_computes_it_and_are_skipped_elsewhere(run_folder: Path, monkeypatch) -> None:
     from centernet_tf.data.loaders import load_split
     from centernet_tf.deploy import bfloat16
     from centernet_tf.evaluation.benchmark import run_benchmark
@@ -78,7 +78,7 @@ def test_the_bfloat16_rows_run_where_the_cpu_computes_it_and_are_skipped_elsewhe
     model = load_centernet(run_folder / "model.keras")
     index = load_split(load_config(run_folder / "config.yaml").data, "val")
     wanted = ("keras", "keras_bfloat16", "saved_model_bfloat16")
-    monkeypatch.setattr(bfloat16, "cpu_computes_bfloat16", lambda: True)
+    monkeypatch.setattr(bfloat16, "computes_bfloat16", lambda: True)
     rows = run_benchmark(model, model.decoder, index, run_folder / "bf16", wanted, rounds=1, timed_images=1)["rows"]
     assert list(rows) == list(wanted)
     for name in wanted[1:]:
@@ -86,6 +86,6 @@ def test_the_bfloat16_rows_run_where_the_cpu_computes_it_and_are_skipped_elsewhe
     assert rows["saved_model_bfloat16"]["size_mb"] < 0.75 * run_benchmark(
         model, model.decoder, index, run_folder / "f32", ("saved_model",), rounds=1, timed_images=1,
     )["rows"]["saved_model"]["size_mb"]  # half the bytes per weight
-    monkeypatch.setattr(bfloat16, "cpu_computes_bfloat16", lambda: False)
+    monkeypatch.setattr(bfloat16, "computes_bfloat16", lambda: False)
     rows = run_benchmark(model, model.decoder, index, run_folder / "none", wanted[1:], rounds=1, timed_images=1)["rows"]
-    assert rows == {name: {"skipped": "this CPU has no native bfloat16 (AVX512-BF16 or AMX)"} for name in wanted[1:]}
+    assert rows == {name: {"skipped": "no native bfloat16 here (a CPU with AVX512-BF16 or AMX, a GPU 8.0+)"} for name in wanted[1:]}

@@ -75,11 +75,12 @@ def _planner(tmp_path: Path, epoch_seconds: float, epochs: int) -> tuple[BudgetP
 
 
 def test_a_machine_slower_than_planned_trains_fewer_epochs_and_ends_on_time(tmp_path: Path) -> None:
-    # Epochs take 75 s, not 50: after the first, 525 s are left -> 7 more -> 8 epochs, ending at 600 s.
+    # Epochs take 75 s, not 50. The first (it traces the step) sets no pace; after the second, 450 s are left
+    # -> 6 more at 75 s -> 8 epochs, ending at 600 s.
     planner, trained, _ = _planner(tmp_path, 75.0, 36)
     assert trained == list(range(8))
     saved = json.loads((tmp_path / BUDGET_FILE).read_text())
-    assert saved["epochs"] == 8 and saved["elapsed_seconds"] == 600.0
+    assert saved["epochs"] == saved["epochs_done"] == 8 and saved["elapsed_seconds"] == 600.0
     # The cosine decay now ends at the new last step (8 x 10 steps, 4 of warm-up), the evaluation and the
     # progress bar know the new last epoch.
     assert float(ops.convert_to_numpy(planner.schedule.decay_steps)) == 76.0
@@ -94,6 +95,18 @@ def test_a_machine_faster_than_planned_trains_more_epochs_up_to_the_cap(tmp_path
     # 10-s epochs would fit 60, more than the 36 ``fit`` was given: the plan stops at the cap.
     _, trained, _ = _planner(tmp_path, 10.0, 60)
     assert len(trained) == 36
+
+
+def test_a_run_resumed_after_its_plan_was_done_trains_no_more_and_the_cap_stays(tmp_path: Path) -> None:
+    from centernet_tf.train.time_budget import budget_planner
+
+    plan = {"budget_minutes": 10, "step_seconds": 5.0, "steps_per_epoch": 10, "epochs": 12, "elapsed_seconds": 0.0}
+    (tmp_path / BUDGET_FILE).write_text(json.dumps(plan))
+    assert budget_planner(tmp_path, 2, 12, True, None)[1] == 2 + 3 * 10  # room to grow, fixed at the start
+    assert budget_planner(tmp_path, 2, 20, True, None)[1] == 32  # a resume with a re-planned plan: same cap
+    assert budget_planner(tmp_path, 0, 2, False, None)[1] == 2  # the frozen phase is not stretched
+    (tmp_path / BUDGET_FILE).write_text(json.dumps({**plan, "epochs_done": 12}))
+    assert budget_planner(tmp_path, 2, 12, True, None)[1] == 12  # killed after its last epoch: nothing to train
 
 
 def test_a_run_with_a_budget_stops_at_its_plan_and_resumes_with_the_time_spent(tmp_path: Path) -> None:
@@ -120,4 +133,4 @@ def test_a_run_with_a_budget_stops_at_its_plan_and_resumes_with_the_time_spent(t
     run_training(config, resumed, verbose=0)
     after = json.loads((resumed / BUDGET_FILE).read_text())
     assert after["step_seconds"] == choice["step_seconds"]  # not timed again
-    assert len((resumed / "results.csv").read_text().strip().splitlines()) - 1 == after["epochs"] <= 9
+    assert len((resumed / "results.csv").read_text().strip().splitlines()) - 1 == after["epochs"] <= 3

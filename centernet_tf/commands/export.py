@@ -72,10 +72,10 @@ def main(argv: list[str] | None = None) -> int:
         output = Path(args.output) if args.output else model_path.with_name(f"{model_path.stem}_saved_model{suffix}")
         refuse_overwriting([output], [model_path, config_path], "--output")
         if args.precision == "bfloat16":
-            from centernet_tf.deploy.bfloat16 import bfloat16_model, cpu_computes_bfloat16
+            from centernet_tf.deploy.bfloat16 import bfloat16_model, computes_bfloat16
 
-            if not cpu_computes_bfloat16():
-                log.warning("This CPU has no native bfloat16: the bfloat16 SavedModel will run slower here")
+            if not computes_bfloat16():
+                log.warning("This machine has no native bfloat16: the bfloat16 SavedModel will run slower here")
             model = bfloat16_model(model)
         export_saved_model(model, output, class_names, decoder)
     elif args.format == "onnx":

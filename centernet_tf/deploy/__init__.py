@@ -1,2 +1,2 @@
-"""A trained model leaving the training machine: export (SavedModel, TFLite, ONNX), the detectors that run each
-format, test-time augmentation, the original checkpoints' conversion, and the benchmark of every format."""
+"""A trained model leaving the training machine: export (SavedModel, TFLite, ONNX, bfloat16), the detectors that
+run each format, test-time augmentation, drawing detections, and the original checkpoints' conversion."""

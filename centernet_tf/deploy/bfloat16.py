@@ -2,8 +2,9 @@
 decoding in float32.
 
 On a CPU with native bfloat16 (AVX512-BF16, AMX) oneDNN runs the convolutions on those units, which float32
-leaves idle; elsewhere bfloat16 is emulated and slower, so this is an option, measured per machine by
-``benchmark.py`` (its ``keras_bfloat16`` / ``saved_model_bfloat16`` rows), never a default.
+leaves idle (GPUs of compute capability 8.0+ have them too); elsewhere bfloat16 is emulated and slower, so
+this is an option, measured per machine by ``benchmark.py`` (its ``keras_bfloat16`` /
+``saved_model_bfloat16`` rows), never a default.
 """
 
 from __future__ import annotations
@@ -26,6 +27,18 @@ def cpu_computes_bfloat16() -> bool:
     except OSError:
         return False
     return any(flag in flags.split() for flag in ("avx512_bf16", "amx_bf16"))
+
+
+def computes_bfloat16() -> bool:
+    """Whether this machine computes bfloat16 natively: a GPU of compute capability 8.0 or later (all of them,
+    if several), else such a CPU."""
+    import tensorflow as tf
+
+    gpus = tf.config.list_physical_devices("GPU")
+    if gpus:
+        return all(tf.config.experimental.get_device_details(gpu).get("compute_capability", (0, 0)) >= (8, 0)
+                   for gpu in gpus)
+    return cpu_computes_bfloat16()
 
 
 def _in_bfloat16(layer_config: Any) -> Any:

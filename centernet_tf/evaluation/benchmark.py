@@ -41,7 +41,7 @@ class Format:
     needs: tuple[str, ...] = ()
     extra: str = ""
     twin: Callable[[Any], Any] | None = None
-    #: Measured only where the CPU computes bfloat16 natively (elsewhere it is emulated: slower by design).
+    #: Measured only where the machine computes bfloat16 natively (elsewhere it is emulated: slower by design).
     native_bfloat16: bool = False
 
 
@@ -116,7 +116,7 @@ def run_benchmark(
     """Export ``model`` into ``folder`` in every format of ``formats`` (default: all) whose runtime is installed,
     score each on ``index`` and time it; the rows, in :data:`FORMATS` order."""
     from centernet_tf.data.pipeline import read_image
-    from centernet_tf.deploy.bfloat16 import cpu_computes_bfloat16
+    from centernet_tf.deploy.bfloat16 import computes_bfloat16
 
     wanted = formats or format_names()
     unknown = sorted(set(wanted) - set(format_names()))
@@ -135,8 +135,8 @@ def run_benchmark(
         if missing:
             rows[spec.name] = {"skipped": f'needs {", ".join(missing)}: pip install "centernet-tf[{spec.extra}]"'}
             continue
-        if spec.native_bfloat16 and not cpu_computes_bfloat16():
-            rows[spec.name] = {"skipped": "this CPU has no native bfloat16 (AVX512-BF16 or AMX)"}
+        if spec.native_bfloat16 and not computes_bfloat16():
+            rows[spec.name] = {"skipped": "no native bfloat16 here (a CPU with AVX512-BF16 or AMX, a GPU 8.0+)"}
             continue
         if spec.write is None:
             detectors[spec.name] = KerasDetector(spec.twin(model) if spec.twin else model, decoder)

@@ -4,22 +4,14 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Iterator
-from pathlib import Path
 
 import keras
 import tensorflow as tf
 
+from centernet_tf.deploy.bfloat16 import cpu_computes_bfloat16 as _cpu_computes_bfloat16
+
 #: train.mixed_precision -> Keras dtype policy.
 DTYPE_POLICIES = {"none": "float32", "bfloat16": "mixed_bfloat16", "float16": "mixed_float16"}
-
-
-def _cpu_computes_bfloat16() -> bool:
-    """Whether this CPU has native bfloat16 arithmetic (AVX512-BF16 or AMX), which oneDNN uses (Linux)."""
-    try:
-        flags = Path("/proc/cpuinfo").read_text()
-    except OSError:
-        return False
-    return any(flag in flags.split() for flag in ("avx512_bf16", "amx_bf16"))
 
 
 def resolve_mixed_precision(name: str) -> str:

@@ -141,18 +141,24 @@ class BudgetPlanner(keras.callbacks.Callback):
         self.epoch_seconds.append(now - self._mark)
         self._mark = now
         self.plan["elapsed_seconds"] = round(float(self.plan.get("elapsed_seconds", 0.0)) + self.epoch_seconds[-1], 1)
+        self.plan["epochs_done"] = epoch + 1
         if self.re_plan:
-            recent = (self.epoch_seconds[1:] or self.epoch_seconds)[-RECENT_EPOCHS:]
-            pace = statistics.fmean(recent)
-            last = plan_last_epoch(epoch + 1, 60.0 * self.plan["budget_minutes"] - self.plan["elapsed_seconds"], pace)
-            last = min(last, self.max_epoch or last)
-            if last != self.last_epoch:
-                logger.info("Time budget: %d epochs instead of %d (%.0f s per epoch, %.1f of %.0f min spent)",
-                            last, self.last_epoch, pace, self.plan["elapsed_seconds"] / 60, self.plan["budget_minutes"])
-                self.plan["epochs"] = last
-                self._show(last)
-            if epoch + 1 >= last:
+            seconds_left = 60.0 * self.plan["budget_minutes"] - self.plan["elapsed_seconds"]
+            last = self.last_epoch
+            if len(self.epoch_seconds) > 1:  # the phase's first epoch traces the step: its time is not the pace
+                pace = statistics.fmean(self.epoch_seconds[1:][-RECENT_EPOCHS:])
+                last = min(plan_last_epoch(epoch + 1, seconds_left, pace), self.max_epoch or last)
+                if last != self.last_epoch:
+                    logger.info("Time budget: %d epochs instead of %d (%.0f s per epoch, %.1f of %.0f min spent)",
+                                last, self.last_epoch, pace, self.plan["elapsed_seconds"] / 60,
+                                self.plan["budget_minutes"])
+                    self.plan["epochs"] = last
+                    self._show(last)
+            if epoch + 1 >= last or seconds_left <= 0:
                 self.model.stop_training = True
+                if self.last_epoch != epoch + 1:  # the budget ran out before the plan: this epoch is the last
+                    self.plan["epochs"] = epoch + 1
+                    self._show(epoch + 1)
         atomic_write(self.path, json.dumps(self.plan, indent=2))
 
     def _show(self, last: int) -> None:
@@ -169,9 +175,17 @@ def budget_planner(
 ) -> tuple[list[keras.callbacks.Callback], int]:
     """The callbacks (planner, and a progress bar it can update) of one training phase and the ``epochs`` to
     give ``fit``: without a budget, none and ``last_epoch``; in the last phase room for the plan to grow."""
-    if not (run_dir / BUDGET_FILE).is_file():
+    path = run_dir / BUDGET_FILE
+    if not path.is_file():
         return [], last_epoch
-    fit_epochs = first_epoch + MAX_STRETCH * (last_epoch - first_epoch) if last_phase else last_epoch
+    fit_epochs = last_epoch
+    if last_phase:
+        plan = json.loads(path.read_text())
+        if plan.get("epochs_done", 0) < plan["epochs"]:  # else the plan is done: a resumed run trains no more
+            # The room to grow is fixed when the phase first starts, so a resume does not move it.
+            plan.setdefault("max_epoch", first_epoch + MAX_STRETCH * (last_epoch - first_epoch))
+            atomic_write(path, json.dumps(plan, indent=2))
+            fit_epochs = int(plan["max_epoch"])
     progbar = keras.callbacks.ProgbarLogger()
     planner = BudgetPlanner(run_dir, first_epoch, last_phase, fit_epochs, schedule=schedule, progbar=progbar)
     return [planner, progbar], fit_epochs
