@@ -38,8 +38,12 @@ def run_cli(main: Callable[[list[str] | None], int], argv: list[str] | None = No
 
 
 def setup_logging() -> None:
-    """Readable INFO logs for our modules."""
+    """Readable INFO logs for our modules. TensorFlow's own Python INFO lines ("Assets written to ...", printed
+    twice: by its handler and ours) only with ``--debug`` / ``CENTERNET_TF_NATIVE_LOG=1``; its warnings always."""
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    everything = "--debug" in sys.argv or "1" in (os.environ.get("CENTERNET_TF_NATIVE_LOG"), os.environ.get("CENTERNET_DEBUG"))
+    if not everything:
+        logging.getLogger("tensorflow").setLevel(logging.WARNING)
 
 
 def format_metrics(metrics: dict[str, Any], title: str) -> str:

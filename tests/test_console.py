@@ -61,3 +61,22 @@ def test_train_py_prints_no_native_line_and_still_reports_a_dropped_image(tmp_pa
                            capture_output=True, text=True, timeout=300, cwd=tmp_path,
                            env={**env, "PYTHONPATH": str(REPO), "CENTERNET_TF_NATIVE_LOG": "1"})
     assert shown.returncode == 0 and NATIVE.search(shown.stderr), shown.stderr[-2000:]
+
+
+def test_tensorflows_python_info_lines_only_with_debug(monkeypatch) -> None:
+    """TensorFlow's Python INFO lines ("Assets written to ...", twice) are not for a user; its warnings are."""
+    import logging
+
+    from centernet_tf.cli import setup_logging
+
+    tf_logger = logging.getLogger("tensorflow")
+    monkeypatch.setattr(tf_logger, "level", logging.NOTSET)  # restored after the test
+    monkeypatch.delenv("CENTERNET_TF_NATIVE_LOG", raising=False)
+    monkeypatch.delenv("CENTERNET_DEBUG", raising=False)
+    monkeypatch.setattr("sys.argv", ["export.py", "--model", "m.keras"])
+    setup_logging()
+    assert not tf_logger.isEnabledFor(logging.INFO) and tf_logger.isEnabledFor(logging.WARNING)
+    tf_logger.setLevel(logging.NOTSET)
+    monkeypatch.setattr("sys.argv", ["export.py", "--model", "m.keras", "--debug"])
+    setup_logging()
+    assert tf_logger.level == logging.NOTSET
