@@ -13,7 +13,7 @@ import pytest
 from centernet_tf.config import ConfigError, load_config
 from centernet_tf.model.centernet import load_centernet
 from centernet_tf.train.build import float32_model, model_from_config
-from centernet_tf.train.precision import dtype_policy
+from centernet_tf.model.policy import dtype_policy
 
 REPO = Path(__file__).resolve().parents[1]
 

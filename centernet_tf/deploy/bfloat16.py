@@ -12,9 +12,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-import keras
-
 from centernet_tf.model.centernet import CenterNet
+from centernet_tf.model.policy import dtype_policy
 
 #: Layers that keep their float32 dtype: the input (photos arrive as float32 or uint8; the first layer casts).
 _KEEP_FLOAT32 = ("InputLayer",)
@@ -64,11 +63,7 @@ def bfloat16_model(model: CenterNet) -> CenterNet:
     convolutions are float32 by construction, so the decoder reads float32 maps)."""
     config = model.get_config()
     config["backbone"] = _in_bfloat16(config["backbone"])
-    previous = keras.config.dtype_policy()
-    keras.config.set_dtype_policy("bfloat16")  # global in Keras: restored below
-    try:
+    with dtype_policy("bfloat16"):
         twin = CenterNet.from_config(config)
-    finally:
-        keras.config.set_dtype_policy(previous)
     twin.set_weights(model.get_weights())
     return twin

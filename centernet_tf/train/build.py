@@ -11,7 +11,7 @@ from centernet_tf.model.centernet import CenterNet, build_centernet
 from centernet_tf.model.decode import decoder_settings
 from centernet_tf.model.losses import CenterNetLoss
 from centernet_tf.train.init_from import image_normalization, load_init_source, transfer_weights
-from centernet_tf.train.precision import dtype_policy
+from centernet_tf.model.policy import dtype_policy
 
 
 def loss_from_config(loss: LossConfig) -> CenterNetLoss:

@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import contextlib
-from collections.abc import Iterator
-
-import keras
 import tensorflow as tf
 
 from centernet_tf.deploy.bfloat16 import cpu_computes_bfloat16 as _cpu_computes_bfloat16
+from centernet_tf.model.policy import dtype_policy
+
+__all__ = ["DTYPE_POLICIES", "dtype_policy", "resolve_mixed_precision"]
 
 #: train.mixed_precision -> Keras dtype policy.
 DTYPE_POLICIES = {"none": "float32", "bfloat16": "mixed_bfloat16", "float16": "mixed_float16"}
@@ -27,14 +26,3 @@ def resolve_mixed_precision(name: str) -> str:
         lowest = min(capabilities)
         return "bfloat16" if lowest >= (8, 0) else "float16" if lowest >= (7, 0) else "none"
     return "bfloat16" if _cpu_computes_bfloat16() else "none"
-
-
-@contextlib.contextmanager
-def dtype_policy(name: str) -> Iterator[None]:
-    """Layers built inside compute with policy ``name`` (Keras' policy is global: it is restored after)."""
-    previous = keras.config.dtype_policy()
-    keras.config.set_dtype_policy(name)
-    try:
-        yield
-    finally:
-        keras.config.set_dtype_policy(previous)
