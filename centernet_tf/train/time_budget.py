@@ -114,10 +114,11 @@ class BudgetPlanner(keras.callbacks.Callback):
         schedule: Any = None,
         progbar: keras.callbacks.ProgbarLogger | None = None,
         clock: Callable[[], float] = time.perf_counter,
+        plan: dict[str, Any] | None = None,
     ) -> None:
         super().__init__()
         self.path = run_dir / BUDGET_FILE
-        self.plan = json.loads(self.path.read_text())
+        self.plan = plan if plan is not None else json.loads(self.path.read_text())  # the file's, unless given
         self.first_epoch = first_epoch
         self.re_plan = re_plan
         self.max_epoch = max_epoch  # what ``fit`` was given: the plan cannot go past it
@@ -179,15 +180,15 @@ def budget_planner(
     if not path.is_file():
         return [], last_epoch
     fit_epochs = last_epoch
+    plan = json.loads(path.read_text())
     if last_phase:
-        plan = json.loads(path.read_text())
         if plan.get("epochs_done", 0) < plan["epochs"]:  # else the plan is done: a resumed run trains no more
             # The room to grow is fixed when the phase first starts, so a resume does not move it.
             plan.setdefault("max_epoch", first_epoch + MAX_STRETCH * (last_epoch - first_epoch))
             atomic_write(path, json.dumps(plan, indent=2))
             fit_epochs = int(plan["max_epoch"])
     progbar = keras.callbacks.ProgbarLogger()
-    planner = BudgetPlanner(run_dir, first_epoch, last_phase, fit_epochs, schedule=schedule, progbar=progbar)
+    planner = BudgetPlanner(run_dir, first_epoch, last_phase, fit_epochs, schedule=schedule, progbar=progbar, plan=plan)
     return [planner, progbar], fit_epochs
 
 
