@@ -9,6 +9,8 @@ import sys
 from collections.abc import Callable
 from typing import Any
 
+from centernet_tf.native_log import debug_requested, full_log_requested
+
 #: Errors a user can act on: one line each; anything else is a bug and keeps its traceback. ``OSError`` covers
 #: the file system's answers (a full disk, a read-only folder, a file where a folder should be).
 USER_ERRORS = (ValueError, TypeError, OSError, ImportError)
@@ -25,7 +27,7 @@ def run_cli(main: Callable[[list[str] | None], int], argv: list[str] | None = No
     from centernet_tf.train.callbacks import TrainingDiverged
 
     args = sys.argv[1:] if argv is None else argv
-    debug = "--debug" in args or os.environ.get("CENTERNET_DEBUG") == "1"
+    debug = debug_requested(args)
     try:
         return main(args)
     except (*USER_ERRORS, TrainingDiverged) as error:
@@ -41,8 +43,7 @@ def setup_logging() -> None:
     """Readable INFO logs for our modules. TensorFlow's own Python INFO lines ("Assets written to ...", printed
     twice: by its handler and ours) only with ``--debug`` / ``CENTERNET_TF_NATIVE_LOG=1``; its warnings always."""
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    everything = "--debug" in sys.argv or "1" in (os.environ.get("CENTERNET_TF_NATIVE_LOG"), os.environ.get("CENTERNET_DEBUG"))
-    if not everything:
+    if not full_log_requested():
         logging.getLogger("tensorflow").setLevel(logging.WARNING)
 
 

@@ -16,9 +16,12 @@ import re
 import sys
 import threading
 
-#: absl's line prefix (severity letter, MMDD, time, thread id, file:line]) and the preamble it prints once.
+#: absl's line prefix (severity letter, MMDD, time, thread id, file:line]), the preamble it prints once, and
+#: TFLite's own INFO lines ("INFO: Created TensorFlow Lite XNNPACK delegate for CPU."; its warnings pass) and
+#: the settings line its int8 quantiser prints on every conversion.
 NATIVE_LINE = re.compile(
-    rb"^(?:[IWEF]\d{4} \d\d:\d\d:\d+\.\d+\s+\d+ [\w.+-]+:\d+\] |WARNING: All log messages before absl::InitializeLog\(\) )"
+    rb"^(?:[IWEF]\d{4} \d\d:\d\d:\d+\.\d+\s+\d+ [\w.+-]+:\d+\] |WARNING: All log messages before absl::InitializeLog\(\) "
+    rb"|INFO: Created TensorFlow Lite |fully_quantize: \d+, inference_type: )"
 )
 
 
@@ -93,10 +96,19 @@ class NativeLogFilter:
         self._thread = None
 
 
+def debug_requested(argv: list[str] | None = None) -> bool:
+    """``--debug`` on the command line or ``CENTERNET_DEBUG=1``: tracebacks and every log line."""
+    return "--debug" in (sys.argv if argv is None else argv) or os.environ.get("CENTERNET_DEBUG") == "1"
+
+
+def full_log_requested(argv: list[str] | None = None) -> bool:
+    """Every log line of TensorFlow's: asked by :func:`debug_requested` or ``CENTERNET_TF_NATIVE_LOG=1``."""
+    return debug_requested(argv) or os.environ.get("CENTERNET_TF_NATIVE_LOG") == "1"
+
+
 def quiet_native_log(argv: list[str] | None = None) -> NativeLogFilter | None:
-    """Start the filter for a command, unless ``--debug`` or ``CENTERNET_TF_NATIVE_LOG=1`` asks for everything."""
-    argv = sys.argv if argv is None else argv
-    if "--debug" in argv or os.environ.get("CENTERNET_TF_NATIVE_LOG") == "1" or os.environ.get("CENTERNET_DEBUG") == "1":
+    """Start the filter for a command, unless :func:`full_log_requested`."""
+    if full_log_requested(argv):
         return None
     global ACTIVE
     ACTIVE = NativeLogFilter()

@@ -24,6 +24,9 @@ def test_native_lines_are_told_from_ours() -> None:
     assert not is_native_log_line(b"2026-11-30 11:05:30,385 WARNING centernet_tf.data.loaders: 3 images skipped")
     assert not is_native_log_line(b"train.py: error: data.root = '/x' does not exist")
     assert not is_native_log_line(b"I0000 is a file name someone chose")
+    assert is_native_log_line(b"INFO: Created TensorFlow Lite XNNPACK delegate for CPU.")
+    assert is_native_log_line(b"fully_quantize: 0, inference_type: 6, input_inference_type: FLOAT32, output_inference_type: FLOAT32")
+    assert not is_native_log_line(b"INFO:root:a user's own logging.basicConfig line")
 
 
 def test_the_filter_passes_our_lines_and_progress_redraws_in_order(tmp_path: Path) -> None:
@@ -80,3 +83,20 @@ def test_tensorflows_python_info_lines_only_with_debug(monkeypatch) -> None:
     monkeypatch.setattr("sys.argv", ["export.py", "--model", "m.keras", "--debug"])
     setup_logging()
     assert tf_logger.level == logging.NOTSET
+
+
+def test_what_debug_and_the_log_variable_each_ask_for(monkeypatch) -> None:
+    """``--debug`` / ``CENTERNET_DEBUG=1`` ask for tracebacks and every log line; ``CENTERNET_TF_NATIVE_LOG=1``
+    for the log lines only (a user chasing a TensorFlow message still gets one-line errors)."""
+    from centernet_tf.native_log import debug_requested, full_log_requested
+
+    monkeypatch.delenv("CENTERNET_TF_NATIVE_LOG", raising=False)
+    monkeypatch.delenv("CENTERNET_DEBUG", raising=False)
+    quiet = ["train.py", "--config", "c.yaml"]
+    assert (debug_requested(quiet), full_log_requested(quiet)) == (False, False)
+    assert (debug_requested([*quiet, "--debug"]), full_log_requested([*quiet, "--debug"])) == (True, True)
+    monkeypatch.setenv("CENTERNET_TF_NATIVE_LOG", "1")
+    assert (debug_requested(quiet), full_log_requested(quiet)) == (False, True)
+    monkeypatch.delenv("CENTERNET_TF_NATIVE_LOG")
+    monkeypatch.setenv("CENTERNET_DEBUG", "1")
+    assert (debug_requested(quiet), full_log_requested(quiet)) == (True, True)
