@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import shutil
 import subprocess
 import sys
 import time
@@ -31,12 +32,25 @@ SCRATCH = ["model.backbone_weights=null", "train.freeze_backbone_epochs=0"]
 
 
 def yolo_data_yaml(config: Any, work: Path) -> Path:
-    """An Ultralytics data file for the config's YOLO-layout root (train / val / test image folders)."""
+    """An Ultralytics data file for the config's YOLO-layout root (train / val / test image folders).
+
+    Ultralytics writes a ``labels.cache`` beside the labels it reads, which must not land in the user's data
+    folder: it reads a mirror in ``work`` instead (a link per image, a copy of each label file: small)."""
     root = Path(config.data.root).resolve()
+    mirror = work / "yolo_data"
+    for split in dict.fromkeys([config.data.train_split, config.data.val_split, config.data.test_split]):
+        for sub in ("images", "labels"):
+            (mirror / split / sub).mkdir(parents=True, exist_ok=True)
+        for image in (root / split / "images").iterdir():
+            link = mirror / split / "images" / image.name
+            if not link.exists():
+                link.symlink_to(image)  # a link per file: Ultralytics resolves a linked folder to the original
+        for label in (root / split / "labels").glob("*.txt"):
+            shutil.copyfile(label, mirror / split / "labels" / label.name)
     names = "".join(f"  {i}: {name}\n" for i, name in enumerate(config.data.class_names))
     path = work / "data.yaml"
-    path.write_text(f"path: {root}\ntrain: {config.data.train_split}/images\nval: {config.data.val_split}/images\n"
-                    f"test: {config.data.test_split}/images\nnames:\n{names}")
+    path.write_text(f"path: {mirror.resolve()}\ntrain: {config.data.train_split}/images\n"
+                    f"val: {config.data.val_split}/images\ntest: {config.data.test_split}/images\nnames:\n{names}")
     return path
 
 
@@ -111,7 +125,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--config", default=str(REPO / "configs" / "aquarium.yaml"))
     parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
     parser.add_argument("--budget-minutes", type=float, default=60.0)
-    parser.add_argument("--yolo-model", default="yolo11n.yaml", help="an Ultralytics model YAML (no weights)")
+    parser.add_argument("--yolo-model", default="yolo26n.yaml", help="an Ultralytics model YAML (no weights)")
     parser.add_argument("--imgsz", type=int, default=512, help="YOLO's input size (ours: the config's)")
     parser.add_argument("--yolo-python", default=sys.executable, help="the Python of the Ultralytics environment")
     parser.add_argument("--only", choices=["yolo", "ours_scratch", "ours_imagenet"], action="append")
