@@ -28,7 +28,8 @@ import tensorflow as tf  # noqa: E402
 from centernet_tf.config import load_config  # noqa: E402
 from centernet_tf.model.targets import encode_targets, keras_targets  # noqa: E402
 from centernet_tf.train.build import model_from_config  # noqa: E402
-from centernet_tf.train.precision import DTYPE_POLICIES, dtype_policy  # noqa: E402
+from centernet_tf.model.policy import dtype_policy  # noqa: E402
+from centernet_tf.train.precision import DTYPE_POLICIES  # noqa: E402
 from centernet_tf.train.transfer import set_backbone_trainable  # noqa: E402
 
 

@@ -5,9 +5,6 @@ from __future__ import annotations
 import tensorflow as tf
 
 from centernet_tf.deploy.bfloat16 import cpu_computes_bfloat16 as _cpu_computes_bfloat16
-from centernet_tf.model.policy import dtype_policy
-
-__all__ = ["DTYPE_POLICIES", "dtype_policy", "resolve_mixed_precision"]
 
 #: train.mixed_precision -> Keras dtype policy.
 DTYPE_POLICIES = {"none": "float32", "bfloat16": "mixed_bfloat16", "float16": "mixed_float16"}

@@ -26,7 +26,8 @@ from centernet_tf.train.build import float32_model, model_from_config
 from centernet_tf.train.callbacks import TrainingDiverged, finite_weights
 from centernet_tf.train.distribute import is_chief, is_multi_worker, strategy_for
 from centernet_tf.train.phases import fit_phases
-from centernet_tf.train.precision import DTYPE_POLICIES, dtype_policy, resolve_mixed_precision
+from centernet_tf.model.policy import dtype_policy
+from centernet_tf.train.precision import DTYPE_POLICIES, resolve_mixed_precision
 from centernet_tf.train.run_folder import (
     RunFolderLock, check_resume_config, check_run_folder, forget_finished_run, remove_backups, remove_partials,
 )
