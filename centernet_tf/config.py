@@ -105,6 +105,10 @@ class DataConfig:
     #: Brightness / contrast / saturation jitter strength (CenterNet uses 0.4) and PCA lighting std (0.1).
     colour_jitter: float = 0.0
     lighting_std: float = 0.0
+    #: Probability that a training sample is a mosaic: four augmented photos tiled 2 x 2 and an input-sized
+    #: window of the tiling cut at random (Ultralytics' mosaic); 0 (default) turns it off. A mosaic can hold
+    #: more objects than one photo: beyond max_objects random ones are left out of its targets.
+    mosaic: float = 0.0
 
 
 @dataclass
@@ -317,6 +321,7 @@ NUMBER_RANGES: dict[str, Interval] = {
     "data.shapes_seed": AT_LEAST_0, "data.max_objects": AT_LEAST_1, "data.max_image_pixels": AT_LEAST_1,
     "data.check_workers": AT_LEAST_1, "data.scale_range": POSITIVE, "data.crop_border": Interval(0, 0.5, True, False),
     "data.colour_jitter": UNIT, "data.lighting_std": AT_LEAST_0,
+    "data.mosaic": UNIT,
     "loss.heatmap_weight": AT_LEAST_0, "loss.wh_weight": AT_LEAST_0, "loss.offset_weight": AT_LEAST_0,
     "loss.focal_alpha": AT_LEAST_0, "loss.focal_beta": AT_LEAST_0,
     "train.epochs": AT_LEAST_1, "train.time_budget_minutes": POSITIVE, "train.batch_size": AT_LEAST_1,

@@ -9,7 +9,7 @@ import pytest
 import tensorflow as tf
 from PIL import Image
 
-from centernet_tf.data.augment import Augmentation, colour_jitter, pca_lighting, random_scale_crop
+from centernet_tf.data.augment import Augmentation, colour_jitter, mosaic, pca_lighting, random_scale_crop
 from centernet_tf.data.index import DatasetIndex, Example, SkipReport
 from centernet_tf.data.letterbox import letterbox_boxes, letterbox_image
 from centernet_tf.data.pipeline import build_train_dataset, random_horizontal_flip
@@ -112,7 +112,57 @@ def test_pipeline_with_all_augmentations_yields_valid_targets(tmp_path: Path) ->
         assert ((counts >= 0) & (counts <= 4)).all()
 
 
-@pytest.mark.parametrize("bad", ["data.scale_range=[1.4,0.6]", "data.crop_border=0.5"])
+#: One box per tile (x1, y1, x2, y2) in a 32 x 48 input; tile i paints its box with 50 * (i + 1), class i.
+MOSAIC_BOXES = [[4, 6, 20, 18], [30, 2, 47, 30], [0, 10, 48, 22], [10, 0, 26, 32]]
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_mosaic_boxes_cover_exactly_the_pixels_of_their_objects(seed: int) -> None:
+    images, boxes, classes = [], [], []
+    for i, (x1, y1, x2, y2) in enumerate(MOSAIC_BOXES):
+        tile = np.zeros((32, 48, 3), np.float32)
+        tile[y1:y2, x1:x2] = 50.0 * (i + 1)
+        images.append(tf.constant(tile))
+        boxes.append(tf.constant([[x1, y1, x2, y2]], tf.float32))
+        classes.append(tf.constant([i], tf.int32))
+    tf.random.set_seed(seed)
+    window, out_boxes, out_classes = (t.numpy() for t in mosaic(images, boxes, classes, (32, 48)))
+    assert window.shape == (32, 48, 3)
+    assert ((out_boxes >= 0) & (out_boxes <= [48, 32, 48, 32])).all()
+    for i in range(4):
+        painted = window[..., 0] == 50.0 * (i + 1)
+        kept = out_boxes[out_classes == i]
+        if not painted.any():  # the object is outside the window: no box for it
+            assert len(kept) == 0
+            continue
+        # The object's visible pixels and its box are the same rectangle (integer shift, no resampling).
+        (x1, y1, x2, y2), = kept
+        rows, cols = np.nonzero(painted)
+        assert (rows.min(), rows.max() + 1, cols.min(), cols.max() + 1) == (y1, y2, x1, x2)
+        assert painted.sum() == (x2 - x1) * (y2 - y1)
+
+
+def test_pipeline_mosaic_puts_several_photos_in_a_sample(tmp_path: Path) -> None:
+    """Each photo is one object filling it: a plain sample has one centre, a mosaic up to four (one only when
+    the window falls exactly on a tile, about 3 in 10,000 windows here)."""
+    examples = []
+    for i in range(4):
+        path = tmp_path / f"{i}.png"
+        Image.fromarray(np.full((96, 128, 3), 40 * (i + 1), np.uint8)).save(path)
+        examples.append(Example(str(path), i + 1, 128, 96, np.array([[0, 0, 128, 96]], np.float32),
+                                np.array([i % 2], np.int32)))
+    index = DatasetIndex(examples, ["a", "b"], SkipReport(), "full")
+    counts = {}
+    for share in (0.0, 1.0):
+        tf.random.set_seed(0)
+        ds = build_train_dataset(index, (96, 128), batch_size=4, max_objects=8, flip=False, seed=0,
+                                 augmentation=Augmentation(mosaic=share))
+        counts[share] = np.concatenate([t["mask"].numpy().sum(axis=1) for _, t in ds.repeat(5)])
+    assert (counts[0.0] == 1).all()
+    assert (counts[1.0] >= 1).all() and (counts[1.0] <= 4).all() and counts[1.0].mean() > 3.0
+
+
+@pytest.mark.parametrize("bad", ["data.scale_range=[1.4,0.6]", "data.crop_border=0.5", "data.mosaic=1.5"])
 def test_bad_augmentation_config_is_an_error(bad: str) -> None:
     from centernet_tf.config import ConfigError, load_config
 

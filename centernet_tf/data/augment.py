@@ -50,6 +50,8 @@ class Augmentation:
     colour_jitter: float = 0.0
     #: Std of the PCA lighting noise (CenterNet: 0.1); 0 turns it off.
     lighting_std: float = 0.0
+    #: Probability that a training sample is a mosaic of four augmented images (:func:`mosaic`); 0 turns it off.
+    mosaic: float = 0.0
 
     @classmethod
     def from_settings(cls, source: Any) -> Augmentation:
@@ -101,6 +103,32 @@ def random_scale_crop(
     boxes = tf.clip_by_value(boxes, 0.0, tf.constant([target_w, target_h, target_w, target_h]))
     keep = ((boxes[:, 2] - boxes[:, 0]) >= 1.0) & ((boxes[:, 3] - boxes[:, 1]) >= 1.0)
     return crop, tf.boolean_mask(boxes, keep), keep
+
+
+def mosaic(
+    images: list[tf.Tensor], boxes: list[tf.Tensor], class_ids: list[tf.Tensor], input_size: tuple[int, int]
+) -> tuple[tf.Tensor, tf.Tensor, tf.Tensor]:
+    """Four augmented ``[H, W, 3]`` images tiled 2 x 2, and a random ``H x W`` window of the tiling.
+
+    As Ultralytics' mosaic, the window's centre is uniform over the middle half of the ``2H x 2W`` tiling, so
+    a sample holds parts of up to four photos with each object at the scale its own augmentation gave it
+    (tiling at half size would halve objects that are already small). The window is an integer shift: no
+    resampling. Boxes are clipped to it and, as in :func:`random_scale_crop`, dropped under 1 px of width or
+    height. Returns the image, boxes and class ids, the objects in random order: a sample holding more than
+    ``max_objects`` loses random ones, not always those of the last photos.
+    """
+    height, width = int(input_size[0]), int(input_size[1])
+    tiling = tf.concat([tf.concat(images[:2], axis=1), tf.concat(images[2:], axis=1)], axis=0)
+    x0 = tf.random.uniform([], 0, width + 1, tf.int32)
+    y0 = tf.random.uniform([], 0, height + 1, tf.int32)
+    window = tf.slice(tiling, tf.stack([y0, x0, 0]), [height, width, 3])
+    shifts = [(0, 0), (width, 0), (0, height), (width, height)]
+    origin = tf.cast(tf.stack([x0, y0, x0, y0]), tf.float32)
+    placed = tf.concat([b + tf.constant([dx, dy, dx, dy], tf.float32) for b, (dx, dy) in zip(boxes, shifts)], 0)
+    placed = tf.clip_by_value(placed - origin, 0.0, tf.constant([width, height, width, height], tf.float32))
+    keep = ((placed[:, 2] - placed[:, 0]) >= 1.0) & ((placed[:, 3] - placed[:, 1]) >= 1.0)
+    order = tf.random.shuffle(tf.where(keep)[:, 0])
+    return window, tf.gather(placed, order), tf.gather(tf.concat(class_ids, 0), order)
 
 
 def colour_jitter(image: tf.Tensor, strength: float) -> tf.Tensor:

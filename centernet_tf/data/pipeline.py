@@ -12,7 +12,7 @@ from typing import Any
 import numpy as np
 import tensorflow as tf
 
-from centernet_tf.data.augment import Augmentation, colour_jitter, pca_lighting, random_scale_crop
+from centernet_tf.data.augment import Augmentation, colour_jitter, mosaic, pca_lighting, random_scale_crop
 from centernet_tf.data.index import DatasetIndex
 from centernet_tf.data.letterbox import letterbox_boxes, letterbox_image
 from centernet_tf.model.targets import encode_targets, keras_targets
@@ -162,8 +162,9 @@ def build_train_dataset(
     when there is a ``seed`` or no shuffling) keeps the order of the parallel decoding; off, a slow file does
     not hold up the batch (``benchmarks/input_pipeline.py`` measures both). ``box_targets`` adds the dense
     targets of the ``giou_ttf`` box loss; ``exact_radius`` draws the heatmap with
-    :func:`~centernet_tf.model.targets.gaussian_radius`'s ``exact=True``. A ``watch`` counts the images read and
-    decoded, so the ones dropped for not decoding can be named after training.
+    :func:`~centernet_tf.model.targets.gaussian_radius`'s ``exact=True``. ``augmentation.mosaic`` is the share
+    of samples tiled from four photos (:func:`~centernet_tf.data.augment.mosaic`). A ``watch`` counts the
+    images read and decoded, so the ones dropped for not decoding can be named after training.
     """
     augmentation = augmentation or Augmentation()
     num_classes = len(index.class_names)
@@ -171,11 +172,11 @@ def build_train_dataset(
     input_size = (int(input_size[0]), int(input_size[1]))
     tensors = _index_tensors(index)
     tensors["position"] = tf.range(len(index.examples))
-    ds = tf.data.Dataset.from_tensor_slices(tensors)
-    if shuffle:
-        ds = ds.shuffle(len(index.examples), seed=seed, reshuffle_each_iteration=True)
+    items = tf.data.Dataset.from_tensor_slices(tensors)
+    ds = items.shuffle(len(index.examples), seed=seed, reshuffle_each_iteration=True) if shuffle else items
 
-    def load(item: dict[str, tf.Tensor]) -> tuple[tf.Tensor, dict[str, tf.Tensor]]:
+    def sample(item: dict[str, tf.Tensor]) -> tuple[tf.Tensor, tf.Tensor, tf.Tensor]:
+        """One photo read and augmented: image ``[H, W, 3]`` float32, boxes in input pixels, class ids."""
         if watch is None:
             image = read_image(item["path"], item["orientation"])
         else:
@@ -195,9 +196,36 @@ def build_train_dataset(
             image = colour_jitter(image, augmentation.colour_jitter)
         if augmentation.lighting_std > 0:
             image = pca_lighting(image, augmentation.lighting_std)
-        targets = encode_targets(boxes, class_ids, input_size, num_classes, stride, max_objects,
+        return image, boxes, class_ids
+
+    def targets(
+        image: tf.Tensor, boxes: tf.Tensor, class_ids: tf.Tensor
+    ) -> tuple[tf.Tensor, dict[str, tf.Tensor]]:
+        encoded = encode_targets(boxes, class_ids, input_size, num_classes, stride, max_objects,
                                  exact_radius=exact_radius, box_targets=box_targets)
-        return image, keras_targets(targets)
+        return image, keras_targets(encoded)
+
+    def load(item: dict[str, tf.Tensor]) -> tuple[tf.Tensor, dict[str, tf.Tensor]]:
+        return targets(*sample(item))
+
+    def load_or_mosaic(*items: dict[str, tf.Tensor]) -> tuple[tf.Tensor, dict[str, tf.Tensor]]:
+        # Partners are read only when the draw asks for a mosaic: a plain sample costs one decode, not four.
+        def tiled() -> tuple[tf.Tensor, tf.Tensor, tf.Tensor]:
+            images, boxes, class_ids = zip(*(sample(item) for item in items))
+            return mosaic(list(images), list(boxes), list(class_ids), input_size)
+
+        use_mosaic = tf.random.uniform([]) < augmentation.mosaic
+        return targets(*tf.cond(use_mosaic, tiled, lambda: sample(items[0])))
+
+    if augmentation.mosaic > 0:
+        # Each photo leads one sample per epoch; its three partners come from independently shuffled copies
+        # (shuffled even without ``shuffle``: fixed partners would repeat the same tilings every epoch).
+        size = len(index.examples)
+        partners = [
+            items.shuffle(size, seed=None if seed is None else seed + k, reshuffle_each_iteration=True)
+            for k in (1, 2, 3)
+        ]
+        ds, load = tf.data.Dataset.zip((ds, *partners)), load_or_mosaic
 
     # By default the order only varies when it is random anyway (shuffling without a seed).
     if deterministic is None:
