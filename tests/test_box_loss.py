@@ -11,6 +11,7 @@ from centernet_tf.config import ConfigError, load_config
 from centernet_tf.deploy.tta import network_outputs
 from centernet_tf.model.centernet import TTF_DISTANCE_SCALE, build_centernet
 from centernet_tf.model.decode import CenterNetDecoder
+from centernet_tf.model.layers import ScaledSoftplus
 from centernet_tf.model.losses import CenterNetLoss, giou_box_loss
 from centernet_tf.model.targets import encode_targets, keras_targets
 
@@ -93,12 +94,43 @@ def test_giou_model_has_scaled_distance_outputs_and_no_offset_and_saves(tmp_path
     assert set(model.term_trackers) == {"heatmap", "wh"}
     kernel, bias = model.head_output_layers["wh"].get_weights()
     model.head_output_layers["wh"].set_weights([kernel, bias + 1.5])
-    # relu(conv) x the distance scale: a bias of 1.5 on near-zero features is 1.5 * scale output pixels.
-    assert float(tf.reduce_mean(model(images)["wh"])) == pytest.approx(1.5 * TTF_DISTANCE_SCALE, rel=0.05)
+    # softplus(conv) x the distance scale: a bias of 1.5 on near-zero features is log(1 + e^1.5) * scale.
+    assert float(tf.reduce_mean(model(images)["wh"])) == pytest.approx(1.7014 * TTF_DISTANCE_SCALE, rel=0.05)
     model.save(tmp_path / "m.keras")
     loaded = keras.models.load_model(tmp_path / "m.keras")
     assert loaded.centernet_loss.box == "giou_ttf"
     np.testing.assert_allclose(loaded(images)["wh"].numpy(), model(images)["wh"].numpy(), atol=1e-5)
+
+
+def test_scaled_softplus_is_exact_and_finite_far_out() -> None:
+    x = np.array([-200.0, -20.0, -1.0, 0.0, 0.5, 3.0, 30.0, 200.0], np.float32)
+    got = ScaledSoftplus(4.0)(x).numpy()
+    np.testing.assert_allclose(got, 4.0 * np.logaddexp(0.0, x.astype(np.float64)), rtol=1e-6, atol=1e-6)
+    assert np.isfinite(got).all() and (got[2:] > 0).all()
+    with tf.GradientTape() as tape:
+        low = tf.constant([-20.0])
+        tape.watch(low)
+        value = ScaledSoftplus(4.0)(low)
+    assert float(tape.gradient(value, low)[0]) == pytest.approx(4.0 * np.exp(-20.0), rel=1e-3)  # not 0
+
+
+def test_a_distance_channel_pushed_below_zero_still_learns() -> None:
+    """Behind a ReLU a channel whose pre-activations are all negative gets no gradient and its distance stays 0
+    (on the aquarium photos the left and top distances died so); the softplus head keeps pulling it back."""
+    keras.utils.set_random_seed(0)
+    model = _giou_model()
+    kernel, bias = model.head_output_layers["wh"].get_weights()
+    model.head_output_layers["wh"].set_weights([kernel, bias + np.array([-3.0, -3.0, 0.0, 0.0], np.float32)])
+    boxes = np.array([[10, 10, 60, 50]], np.float32)
+    target = keras_targets(encode_targets(boxes, np.array([1]), (64, 96), 2, max_objects=4, box_targets=True))
+    images = tf.random.uniform((1, 64, 96, 3), 0, 255, seed=3)
+    with tf.GradientTape() as tape:
+        out = model(images, training=True)
+        loss = giou_box_loss(out["wh"], target["box_target"][None], target["box_weight"][None])
+    bias_var = model.head_output_layers["wh"].bias
+    gradient = tape.gradient(loss, bias_var).numpy()
+    # Larger left / top distances cover more of the box: the loss falls as those biases rise.
+    assert gradient[0] < -1e-3 and gradient[1] < -1e-3
 
 
 def test_flip_test_swaps_left_and_right_distances_of_the_mirror() -> None:

@@ -20,7 +20,11 @@ from keras import layers
 from centernet_tf.labels import class_names_for
 from centernet_tf.model.backbones import available_backbones, build_backbone
 from centernet_tf.model.decode import CenterNetDecoder, decoder_settings
-from centernet_tf.model.layers import BN_MOMENTUM, ImageNormalization  # noqa: F401  (ImageNormalization re-exported)
+from centernet_tf.model.layers import (  # noqa: F401  (ImageNormalization re-exported)
+    BN_MOMENTUM,
+    ImageNormalization,
+    ScaledSoftplus,
+)
 from centernet_tf.model.losses import CenterNetLoss
 from centernet_tf.model.necks import build_neck
 
@@ -34,9 +38,10 @@ HEATMAP_BIAS_INIT = -2.19
 #: 0.001, as the original code's ``fill_fc_weights``.
 HEATMAP_KERNEL_STD = 0.01
 REGRESSION_KERNEL_STD = 0.001
-#: The ``giou_ttf`` box head's distances are ``relu(conv) * this`` (output pixels): TTFNet's ``wh_offset_base``
-#: of 16 input pixels at stride 4. Adam moves each weight by about the learning rate per step, so a raw
-#: output would need thousands of steps to reach the 20-100 output pixels of large boxes.
+#: The ``giou_ttf`` box head's distances are ``softplus(conv) * this`` (output pixels; TTFNet has ``relu``,
+#: see :class:`~centernet_tf.model.layers.ScaledSoftplus`): TTFNet's ``wh_offset_base``, 16 input pixels at
+#: stride 4. Adam moves each weight by about the learning rate per step, so a raw output would need
+#: thousands of steps to reach the 20-100 output pixels of large boxes.
 TTF_DISTANCE_SCALE = 4.0
 #: Input size used to derive the output stride of a model built for any input size.
 _PROBE_SIZE = 512
@@ -53,7 +58,7 @@ def _head(
     kernel_std: float = REGRESSION_KERNEL_STD,
     scale: float | None = None,
 ) -> tuple[keras.KerasTensor, layers.Layer]:
-    """Conv3x3(head_conv) [+ BN] + ReLU -> Conv1x1(channels) [x scale]; returns the output and the 1x1 layer."""
+    """Conv3x3(head_conv) [+ BN] + ReLU -> Conv1x1(channels) [-> scale x softplus]; the output and the 1x1 layer."""
     x = layers.Conv2D(head_conv, 3, padding="same", use_bias=not batch_norm, name=f"{name}_head_conv")(features)
     if batch_norm:
         x = layers.BatchNormalization(momentum=BN_MOMENTUM, name=f"{name}_head_bn")(x)
@@ -69,7 +74,7 @@ def _head(
     )
     output = output_layer(x)
     if scale is not None:
-        output = layers.Rescaling(scale, dtype="float32", name=name)(output)
+        output = ScaledSoftplus(scale, dtype="float32", name=name)(output)
     return output, output_layer
 
 
@@ -125,7 +130,7 @@ class CenterNet(keras.Model):
                 "offset": (2, None, 0.0, REGRESSION_KERNEL_STD, None),
             }
             if centernet_loss.box == "giou_ttf":
-                specs["wh"] = (4, "relu", 0.0, REGRESSION_KERNEL_STD, TTF_DISTANCE_SCALE)
+                specs["wh"] = (4, None, 0.0, REGRESSION_KERNEL_STD, TTF_DISTANCE_SCALE)
             finals = {}
             for term in centernet_loss.term_names:
                 channels, activation, bias, std, scale = specs[term]
