@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
+from centernet_tf.deploy.inference import tflite_interpreter
 from centernet_tf.model.deformable import DeformableConv2D, modulated_deformable_columns
 from tests.dcn_reference import dcn_v2
 
@@ -189,7 +190,7 @@ def test_tflite_conversion_uses_builtin_ops_with_parity() -> None:
                                         rng.normal(0, 2, 27).astype(np.float32)])
     converter = tf.lite.TFLiteConverter.from_keras_model(model)
     converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS]
-    interpreter = tf.lite.Interpreter(model_content=converter.convert())
+    interpreter = tflite_interpreter(converter.convert())
     interpreter.allocate_tensors()
     ops = {op["op_name"] for op in interpreter._get_ops_details()}  # noqa: SLF001
     assert "GATHER" in ops and not any(op.startswith("Flex") or op == "CUSTOM" for op in ops)
