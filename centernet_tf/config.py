@@ -157,6 +157,9 @@ class TrainConfig:
     #: best_model.keras and model.keras use the average. Momentum per step after a warm-up ramp (e.g. 0.995:
     #: about the last 200 steps); null: off.
     ema_momentum: float | None = None
+    #: Training batches on which the average's BatchNorm statistics are re-estimated before each evaluation and
+    #: before saving (an averaged network's activations do not have the averaged statistics); 0: off.
+    ema_batch_norm_batches: int = 8
     #: Clip each gradient update to this global norm (None: no clipping).
     gradient_clip_norm: float | None = None
     #: None: one pass over the training set per epoch.

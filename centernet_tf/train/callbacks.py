@@ -121,6 +121,12 @@ class ResultsCSV(keras.callbacks.CSVLogger):
             self.append_header = True
 
 
+def evaluates_after(epoch: int, epochs: int | None, every_n_epochs: int) -> bool:
+    """Whether :class:`CocoEvaluation` evaluates after the 0-based ``epoch`` of a ``fit`` of ``epochs``:
+    every ``every_n_epochs``-th (0: never) and the last."""
+    return epoch + 1 == epochs or (every_n_epochs > 0 and (epoch + 1) % every_n_epochs == 0)
+
+
 class CocoEvaluation(keras.callbacks.Callback):
     """Every ``every_n_epochs`` epochs (and after the last), evaluate with pycocotools and keep the best model.
 
@@ -174,8 +180,7 @@ class CocoEvaluation(keras.callbacks.Callback):
             self.curve = json.loads(self.curve_path.read_text())
 
     def on_epoch_end(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
-        last = epoch + 1 == self.params.get("epochs")
-        if not (last or (self.every_n_epochs > 0 and (epoch + 1) % self.every_n_epochs == 0)):
+        if not evaluates_after(epoch, self.params.get("epochs"), self.every_n_epochs):
             return
         started = time.perf_counter()
         self.latest_results = predict_detections(self.model, self.index, self.decoder, self.batch_size)

@@ -95,18 +95,25 @@ def training_callbacks(
     backup_dir: Path | None = None,
     delete_backup: bool = True,
     budget: tuple[keras.callbacks.Callback, ...] = (),
+    train_ds: Any = None,
 ) -> list[keras.callbacks.Callback]:
     """COCO mAP + best model, TensorBoard (losses, learning rate, mAP) and, unless disabled, crash-safe resume.
 
     ``budget``: the time budget's planner and progress bar (:func:`~centernet_tf.train.time_budget.budget_planner`).
+    ``train_ds``: the training batches on which the weight average's BatchNorm statistics are re-estimated
+    (None: they are not).
     """
+    average = [] if config.train.ema_momentum is None else [WeightAverage(
+        config.train.ema_momentum, training_data=train_ds, batch_norm_batches=config.train.ema_batch_norm_batches,
+        every_n_epochs=config.eval.every_n_epochs,
+    )]
     # The evaluation runs before TensorBoard, so the mAP it adds to the epoch logs is written too.
     callbacks: list[keras.callbacks.Callback] = [
         DivergenceGuard(),  # first: a NaN epoch raises before any callback below can save it
         *budget[:1],  # before the evaluation, which must know whether this epoch is the last
         # The averaged weights in the model at each epoch's end, so evaluation, best model and backup see them
         # (swapped back before the next epoch trains; after the last one they stay).
-        *([WeightAverage(config.train.ema_momentum)] if config.train.ema_momentum is not None else []),
+        *average,
         evaluation,
         keras.callbacks.TensorBoard(log_dir=str(run_dir / "logs")),
         ResultsCSV(run_dir / "results.csv"),
@@ -166,7 +173,9 @@ def fit_phases(
         backup = run_dir / ("backup" if last else f"backup_{phase.name}")
         # The last backup stays until model.keras and metrics.json are written (run_folder.remove_backups).
         callbacks = training_callbacks(
-            config, run_dir, val_index, evaluation, backup, delete_backup=False, budget=tuple(budget)
+            config, run_dir, val_index, evaluation, backup, delete_backup=False, budget=tuple(budget),
+            # A multi-worker pipeline is a distributed dataset: its batches are per replica.
+            train_ds=None if is_multi_worker(strategy) else train_ds,
         )
         if is_multi_worker(strategy):
             history = fit_on_strategy(
