@@ -160,6 +160,8 @@ class CenterNet(keras.Model):
         self.head_output_layers = head_layers[-1]
         #: The heatmap's final convolution of every stack: one output channel per class.
         self.heatmap_output_layers = [finals["heatmap"] for finals in head_layers]
+        #: The box-size head's final convolution of every stack (``model.size_prior`` sets its bias).
+        self.size_output_layers = [finals["wh"] for finals in head_layers]
         self.output_stride = self._derive_output_stride(outputs["heatmap"])
         #: Symbolic outputs of the parts in this graph, to cut sub-models (profiling, features) without
         #: looking layers up by name: the backbone's levels and the last stack's neck features.

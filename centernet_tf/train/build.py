@@ -7,10 +7,12 @@ import dataclasses
 from typing import Any
 
 from centernet_tf.config import Config, LossConfig
+from centernet_tf.data.index import DatasetIndex
 from centernet_tf.model.centernet import CenterNet, build_centernet
 from centernet_tf.model.decode import decoder_settings
 from centernet_tf.model.losses import CenterNetLoss
 from centernet_tf.train.init_from import image_normalization, load_init_source, transfer_weights
+from centernet_tf.train.size_prior import apply_size_prior, median_box_size
 from centernet_tf.model.policy import dtype_policy
 
 
@@ -33,10 +35,12 @@ def float32_model(config: Config, model: CenterNet) -> CenterNet:
 
 def model_from_config(
     config: Config, class_names: list[str], synchronized_batch_norm: bool = False,
-    normalization: dict[str, Any] | None = None,
+    normalization: dict[str, Any] | None = None, train_index: DatasetIndex | None = None,
 ) -> CenterNet:
     """The config's CenterNet; class names, decoder settings and loss weights are saved with it.
-    ``normalization`` replaces the input normalisation (default: the backbone's, or ``model.init_from``'s)."""
+    ``normalization`` replaces the input normalisation (default: the backbone's, or ``model.init_from``'s).
+    ``train_index``: the training boxes, whose median size starts the size head with ``model.size_prior``
+    (before ``init_from``, whose heads win where they fit)."""
     m = config.model
     source = load_init_source(m.init_from, m.init_arch, m.init_dataset) if m.init_from else None
     if normalization is None and source is not None:
@@ -55,6 +59,8 @@ def model_from_config(
         normalization=normalization,
         synchronized_batch_norm=synchronized_batch_norm,
     )
+    if m.size_prior and train_index is not None:
+        apply_size_prior(model, *median_box_size(train_index, (m.input_size[0], m.input_size[1]), model.output_stride))
     if source is not None:
         transfer_weights(source, model)
     return model

@@ -96,7 +96,7 @@ def _train_in_folder(config: Config, run_dir: Path, strategy: tf.distribute.Stra
     if precision != config.train.mixed_precision:
         logger.info("train.mixed_precision auto: %s on this machine", precision)
     with strategy.scope(), dtype_policy(DTYPE_POLICIES[precision]):
-        model = model_from_config(config, class_names, synchronized_batch_norm=replicas > 1)
+        model = model_from_config(config, class_names, synchronized_batch_norm=replicas > 1, train_index=train_index)
     watch = DecodeWatch(len(train_index.examples))
     train_ds, steps_per_epoch = train_dataset_from_config(config, train_index, model.output_stride, watch=watch)
     require_a_batch(train_ds, train_index)
