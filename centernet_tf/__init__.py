@@ -35,7 +35,6 @@ from centernet_tf.deploy.export import export_saved_model, export_tflite  # noqa
 from centernet_tf.deploy.inference import load_detector  # noqa: E402
 from centernet_tf.train.training import run_training  # noqa: E402
 from centernet_tf.train.transfer import set_backbone_trainable  # noqa: E402
-from centernet_tf.train.size_prior import apply_size_prior, median_box_size  # noqa: E402
 
 __version__ = "0.2.0"
 
@@ -53,8 +52,6 @@ __all__ = [
     "load_yolo",
     "run_training",
     "set_backbone_trainable",
-    "apply_size_prior",
-    "median_box_size",
     "CenterNet",
     "CenterNetDecoder",
     "DeformableConv2D",

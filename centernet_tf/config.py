@@ -35,7 +35,7 @@ class ModelConfig:
     #: Heads as Conv3x3 + BN + ReLU + Conv1x1 (true) or the original code's Conv3x3 with bias + ReLU + Conv1x1.
     head_batch_norm: bool = True
     #: Start the box-size head at the training boxes' median size, not at 0 as the paper's does: from 0 its width
-    #: and height grew alike and never learned the boxes' shape (centernet_tf.train.size_prior).
+    #: and height grew alike (one ratio for every box); not better in a measured run (centernet_tf.train.size_prior).
     size_prior: bool = False
     #: Fine-tune from a published model: an original CenterNet .pth (init_arch: its --arch, init_dataset: coco or
     #: pascal) or a .keras file. Every tensor that fits this model is loaded, the heatmap channels of classes

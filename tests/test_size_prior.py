@@ -48,10 +48,10 @@ def test_a_new_model_predicts_the_median_size_everywhere(box: str) -> None:
     np.testing.assert_allclose(plain(image)["wh"].numpy(), paper_start, atol=0.3)
 
 
-def test_a_size_prior_must_be_positive_and_the_photo_recipe_uses_it() -> None:
+def test_a_size_prior_must_be_positive_and_is_off_unless_asked_for() -> None:
     model = model_from_config(load_config(None, ["model.backbone=resnet10_slim", "model.backbone_weights=null",
                                                  "model.input_size=[64,64]"]), ["thing"])
     with pytest.raises(ValueError, match="positive"):
         apply_size_prior(model, 0.0, 4.0)
-    assert load_config(REPO / "configs" / "photos.yaml").model.size_prior
     assert not load_config(None).model.size_prior  # the paper's zero start stays the default
+    assert not load_config(REPO / "configs" / "photos.yaml").model.size_prior  # not better there (README)

@@ -7,6 +7,10 @@ trained head gave width / height = 0.93 for every object (true 0.25-2.7; the two
 and the elongated kangaroos were the ones with no box at IoU >= 0.5. Starting at the median size, the errors'
 signs differ between the channels from the first step. The same idea as the heatmap's prior bias
 (:data:`~centernet_tf.model.centernet.HEATMAP_BIAS_INIT`).
+
+Measured, it is not enough, so it is an option: in the same 60 minutes (65 epochs on a slower machine
+than the 92 above) the width/height ratios did spread (sd of the log-ratio 0.51, true 0.50; kernels' cosine
+0.93) but did not follow the objects' (correlation -0.01), and test mAP@0.5 was 0.627 against 0.682.
 """
 
 from __future__ import annotations
