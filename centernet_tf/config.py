@@ -127,7 +127,8 @@ class LossConfig:
     #: weighs it 5, so set wh_weight: 5). Saved with the model: it decides the heads and the decoding.
     box: str = "l1"
     #: Heatmap Gaussians' radius: "cornernet" (CornerNet's and CenterNet's formula; its quirk makes large boxes'
-    #: radii several times what its IoU argument says) or "exact" (that argument solved: see targets.gaussian_radius).
+    #: radii several times what its IoU argument says), "exact" (that argument solved: see targets.gaussian_radius)
+    #: or "elliptic" (TTFNet: 0.54 of the half-width and half-height, so the heatmap tells wide from tall boxes).
     gaussian_radius: str = "cornernet"
 
 

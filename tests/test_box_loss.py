@@ -182,7 +182,7 @@ def test_the_loss_section_holds_exactly_the_losss_arguments_and_the_model_saves_
 
     arguments = [name for name in inspect.signature(CenterNetLoss.__init__).parameters if name != "self"]
     assert [f.name for f in dataclasses.fields(LossConfig)] == arguments
-    with pytest.raises(ConfigError, match="loss.gaussian_radius must be one of cornernet, exact, got 'wide'"):
+    with pytest.raises(ConfigError, match="loss.gaussian_radius must be one of cornernet, exact, elliptic, got 'wide'"):
         load_config(None, ["loss.gaussian_radius=wide"])
     config = load_config(None, ["model.backbone=resnet10_slim", "model.input_size=[64,64]", "loss.focal_beta=3",
                                 "loss.gaussian_radius=exact", "loss.wh_weight=0.5"])

@@ -51,6 +51,29 @@ def test_hand_computed_single_box() -> None:
     assert int(t["num_objects"]) == 1 and int(t["num_dropped"]) == 0
 
 
+def test_elliptic_radius_by_hand() -> None:
+    # Map 32x32 (input 128, stride 4). Box / 4 = [4, 10, 26, 16]: w 22, h 6, centre (15, 13).
+    # TTFNet radii: floor(0.54 * 11) = 5 across, floor(0.54 * 3) = 1 down; sigma 11/6 and 3/6.
+    t = encode_targets(np.array([[16, 40, 104, 64]], np.float32), np.array([0]), (128, 128), num_classes=1,
+                       radius="elliptic")
+    heatmap = t["heatmap"].numpy()[..., 0]
+    rows, cols = np.nonzero(heatmap)
+    assert (rows.min(), rows.max(), cols.min(), cols.max()) == (12, 14, 10, 20)
+    assert heatmap[13, 15] == 1.0
+    assert heatmap[13, 18] == pytest.approx(math.exp(-9 / (2 * (11 / 6) ** 2)), rel=1e-5)
+    assert heatmap[14, 15] == pytest.approx(math.exp(-1 / (2 * 0.5**2)), rel=1e-5)
+    # the same box's round paper peak is one radius both ways
+    round_peak = encode_targets(np.array([[16, 40, 104, 64]], np.float32), np.array([0]), (128, 128), 1)
+    rows, cols = np.nonzero(round_peak["heatmap"].numpy()[..., 0])
+    assert rows.max() - 13 == cols.max() - 15
+    # the GIoU branch's regression area is the same ellipse
+    dense = encode_targets(np.array([[16, 40, 104, 64]], np.float32), np.array([0]), (128, 128), 1,
+                           radius="elliptic", box_targets=True)
+    np.testing.assert_array_equal(dense["box_weight"].numpy() > 0, heatmap > 0)
+    with pytest.raises(ValueError, match="radius must be cornernet, exact or elliptic"):
+        encode_targets(np.array([[16, 40, 104, 64]], np.float32), np.array([0]), (128, 128), 1, radius="wide")
+
+
 def _random_case(rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray, tuple[int, int], int]:
     height = int(rng.integers(2, 9)) * 32
     width = int(rng.integers(2, 9)) * 32

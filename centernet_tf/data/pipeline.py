@@ -153,7 +153,7 @@ def build_train_dataset(
     augmentation: Augmentation | None = None,
     deterministic: bool | None = None,
     box_targets: bool = False,
-    exact_radius: bool = False,
+    radius: str = "cornernet",
     watch: DecodeWatch | None = None,
 ) -> tf.data.Dataset:
     """``(image, targets)`` batches for ``model.fit``; ``targets`` is keyed like the model outputs.
@@ -161,8 +161,8 @@ def build_train_dataset(
     Without ``augmentation.random_crop`` images are letterboxed as in evaluation. ``deterministic`` (default:
     when there is a ``seed`` or no shuffling) keeps the order of the parallel decoding; off, a slow file does
     not hold up the batch (``benchmarks/input_pipeline.py`` measures both). ``box_targets`` adds the dense
-    targets of the ``giou_ttf`` box loss; ``exact_radius`` draws the heatmap with
-    :func:`~centernet_tf.model.targets.gaussian_radius`'s ``exact=True``. ``augmentation.mosaic`` is the share
+    targets of the ``giou_ttf`` box loss; ``radius`` is how the heatmap peaks are drawn (``loss.gaussian_radius``,
+    :func:`~centernet_tf.model.targets.encode_targets`). ``augmentation.mosaic`` is the share
     of samples tiled from four photos (:func:`~centernet_tf.data.augment.mosaic`). A ``watch`` counts the
     images read and decoded, so the ones dropped for not decoding can be named after training.
     """
@@ -202,7 +202,7 @@ def build_train_dataset(
         image: tf.Tensor, boxes: tf.Tensor, class_ids: tf.Tensor
     ) -> tuple[tf.Tensor, dict[str, tf.Tensor]]:
         encoded = encode_targets(boxes, class_ids, input_size, num_classes, stride, max_objects,
-                                 exact_radius=exact_radius, box_targets=box_targets)
+                                 radius=radius, box_targets=box_targets)
         return image, keras_targets(encoded)
 
     def load(item: dict[str, tf.Tensor]) -> tuple[tf.Tensor, dict[str, tf.Tensor]]:

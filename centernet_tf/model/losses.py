@@ -109,7 +109,7 @@ def giou_box_loss(pred_ltrb: Any, box_target: Any, weight: Any) -> Any:
 
 
 #: How the heatmap Gaussians' radii are computed (:func:`centernet_tf.model.targets.gaussian_radius`).
-GAUSSIAN_RADII = ("cornernet", "exact")
+GAUSSIAN_RADII = ("cornernet", "exact", "elliptic")
 
 
 @keras.saving.register_keras_serializable(package="centernet_tf")
@@ -121,7 +121,8 @@ class CenterNetLoss:
     (Hourglass' intermediate supervision) each term is the mean over the stacks, as in the original code.
 
     ``gaussian_radius`` says how the heatmap targets it compares with are drawn (``cornernet``: the formula
-    CornerNet and CenterNet use; ``exact``: its IoU argument solved correctly, tighter on large boxes); like
+    CornerNet and CenterNet use; ``exact``: its IoU argument solved correctly, tighter on large boxes;
+    ``elliptic``: TTFNet's, one radius per axis in proportion to the box's sides); like
     ``box``, which also decides the targets, it is saved with the model.
     """
 

@@ -56,7 +56,7 @@ def encode_targets(
     stride: int = 4,
     max_objects: int = 128,
     min_overlap: float = 0.7,
-    exact_radius: bool = False,
+    radius: str = "cornernet",
     box_targets: bool = False,
 ) -> dict[str, tf.Tensor]:
     """Build the CenterNet targets of one image.
@@ -65,6 +65,9 @@ def encode_targets(
       boxes: float ``[N, 4]`` as ``x1, y1, x2, y2`` in input-image pixels (after letterboxing).
       class_ids: int ``[N]`` in ``[0, num_classes)``.
       input_size: ``(height, width)`` of the network input; both divisible by ``stride``.
+      radius: the heatmap peaks' radius (the config's ``loss.gaussian_radius``): ``cornernet`` (the paper's, :func:`gaussian_radius`),
+        ``exact`` (its IoU argument solved) or ``elliptic`` (TTFNet: ``TTF_GAUSSIAN_AREA`` times the half-width
+        and half-height, one sigma per axis, so the heatmap itself tells wide boxes from tall ones).
     Returns a dict with
       ``heatmap`` ``[H/stride, W/stride, num_classes]``: per class, the element-wise max of the objects' Gaussians;
       ``wh`` and ``offset`` ``[max_objects, 2]``: box size and centre offset on the output map (``x, y`` order);
@@ -99,11 +102,15 @@ def encode_targets(
     # Centres are >= 0 after clipping, so flooring equals the original's int32 truncation.
     cx_int = tf.floor(cx)
     cy_int = tf.floor(cy)
-    radius = tf.maximum(
-        0.0, tf.floor(gaussian_radius(tf.math.ceil(h), tf.math.ceil(w), min_overlap, exact=exact_radius))
-    )
+    if radius == "elliptic":
+        x_radius, y_radius = elliptic_radii(w, h)
+    elif radius in ("cornernet", "exact"):
+        r = gaussian_radius(tf.math.ceil(h), tf.math.ceil(w), min_overlap, exact=radius == "exact")
+        x_radius = y_radius = tf.maximum(0.0, tf.floor(r))
+    else:
+        raise ValueError(f"radius must be cornernet, exact or elliptic, got {radius!r}")
 
-    heatmap = _draw_gaussians(cx_int, cy_int, radius, cls, map_h, map_w, num_classes)
+    heatmap = _draw_gaussians(cx_int, cy_int, x_radius, y_radius, cls, map_h, map_w, num_classes)
     dense = encode_box_targets(x1, y1, x2, y2, cx_int, cy_int, map_h, map_w, stride) if box_targets else {}
 
     pad = [[0, max_objects - num_kept]]
@@ -140,16 +147,7 @@ def encode_box_targets(
     ``log(box area in input pixels)`` over its whole Gaussian, so every object weighs by its log-area however
     many pixels regress it (TTFNet's ``log`` area weighting).
     """
-    w_radius = tf.floor((x2 - x1) / 2.0 * area)
-    h_radius = tf.floor((y2 - y1) / 2.0 * area)
-    xs = tf.range(map_w, dtype=tf.float32)[None, None, :]
-    ys = tf.range(map_h, dtype=tf.float32)[None, :, None]
-    dx = xs - cx_int[:, None, None]
-    dy = ys - cy_int[:, None, None]
-    sigma_x = ((2.0 * w_radius + 1.0) / 6.0)[:, None, None]
-    sigma_y = ((2.0 * h_radius + 1.0) / 6.0)[:, None, None]
-    inside = (tf.abs(dx) <= w_radius[:, None, None]) & (tf.abs(dy) <= h_radius[:, None, None])
-    gaussian = tf.where(inside, tf.exp(-dx * dx / (2.0 * sigma_x * sigma_x) - dy * dy / (2.0 * sigma_y * sigma_y)), 0.0)
+    gaussian = _gaussians(cx_int, cy_int, *elliptic_radii(x2 - x1, y2 - y1, area), map_h, map_w)
     box_area = (x2 - x1) * (y2 - y1) * float(stride * stride)
     # A padding object that owns nothing keeps argmin defined when there are no objects.
     gaussian = tf.concat([gaussian, tf.zeros([1, map_h, map_w])], axis=0)
@@ -165,10 +163,31 @@ def encode_box_targets(
     return {"box_target": box_target, "box_weight": weight}
 
 
+def elliptic_radii(width: tf.Tensor, height: tf.Tensor, area: float = TTF_GAUSSIAN_AREA) -> tuple[tf.Tensor, tf.Tensor]:
+    """TTFNet's per-axis radii of a box's Gaussian: ``floor(area * half-width)`` and ``floor(area * half-height)``."""
+    return tf.floor(width / 2.0 * area), tf.floor(height / 2.0 * area)
+
+
+def _gaussians(
+    cx: tf.Tensor, cy: tf.Tensor, x_radius: tf.Tensor, y_radius: tf.Tensor, map_h: int, map_w: int
+) -> tf.Tensor:
+    """``[N, H, W]``: one Gaussian per object at its integer centre, sigma = (2 r + 1) / 6 per axis, zero
+    outside ``|dx| <= x_radius, |dy| <= y_radius`` (a round peak when both radii are equal)."""
+    ys = tf.range(map_h, dtype=tf.float32)[None, :, None]
+    xs = tf.range(map_w, dtype=tf.float32)[None, None, :]
+    dx = xs - cx[:, None, None]
+    dy = ys - cy[:, None, None]
+    rx, ry = x_radius[:, None, None], y_radius[:, None, None]
+    sx, sy = (2.0 * rx + 1.0) / 6.0, (2.0 * ry + 1.0) / 6.0
+    inside = (tf.abs(dx) <= rx) & (tf.abs(dy) <= ry)
+    return tf.where(inside, tf.exp(-dx * dx / (2.0 * sx * sx) - dy * dy / (2.0 * sy * sy)), 0.0)
+
+
 def _draw_gaussians(
     cx: tf.Tensor,
     cy: tf.Tensor,
-    radius: tf.Tensor,
+    x_radius: tf.Tensor,
+    y_radius: tf.Tensor,
     class_ids: tf.Tensor,
     map_h: int,
     map_w: int,
@@ -178,16 +197,7 @@ def _draw_gaussians(
 
     Vectorised over objects (``[N, H, W]`` intermediate, never ``[N, H, W, C]``) so 80-class data stays cheap.
     """
-    sigma = (2.0 * radius + 1.0) / 6.0
-    ys = tf.range(map_h, dtype=tf.float32)[None, :, None]
-    xs = tf.range(map_w, dtype=tf.float32)[None, None, :]
-    dx = xs - cx[:, None, None]
-    dy = ys - cy[:, None, None]
-    r = radius[:, None, None]
-    inside = (tf.abs(dx) <= r) & (tf.abs(dy) <= r)
-    s = sigma[:, None, None]
-    g = tf.exp(-(dx * dx + dy * dy) / (2.0 * s * s))
-    g = tf.where(inside, g, 0.0)
+    g = _gaussians(cx, cy, x_radius, y_radius, map_h, map_w)
     per_class = tf.math.unsorted_segment_max(g, class_ids, num_segments=num_classes)
     # Classes with no object come back as the lowest float; they are all-zero maps.
     per_class = tf.maximum(per_class, 0.0)

@@ -45,7 +45,7 @@ def train_dataset_from_config(
         stride=stride,
         augmentation=Augmentation.from_settings(config.data),
         box_targets=config.loss.box == "giou_ttf",
-        exact_radius=config.loss.gaussian_radius == "exact",
+        radius=config.loss.gaussian_radius,
         watch=watch if input_context is None else None,
     )
     return train_ds.repeat(), steps_per_epoch
