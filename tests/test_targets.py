@@ -70,7 +70,7 @@ def test_elliptic_radius_by_hand() -> None:
     dense = encode_targets(np.array([[16, 40, 104, 64]], np.float32), np.array([0]), (128, 128), 1,
                            radius="elliptic", box_targets=True)
     np.testing.assert_array_equal(dense["box_weight"].numpy() > 0, heatmap > 0)
-    with pytest.raises(ValueError, match="radius must be cornernet, exact or elliptic"):
+    with pytest.raises(ValueError, match="radius must be one of cornernet, exact, elliptic, got 'wide'"):
         encode_targets(np.array([[16, 40, 104, 64]], np.float32), np.array([0]), (128, 128), 1, radius="wide")
 
 

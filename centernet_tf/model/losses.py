@@ -13,6 +13,8 @@ from typing import Any
 import keras
 from keras import ops
 
+from centernet_tf.model.targets import GAUSSIAN_RADII
+
 #: The three loss terms, also the names of the model outputs they compare (and of their metrics + "_loss").
 LOSS_TERMS = ("heatmap", "wh", "offset")
 #: How box sizes are learned: ``"l1"`` (the paper: ``wh`` at the centre, L1 in output pixels, with a centre
@@ -106,10 +108,6 @@ def giou_box_loss(pred_ltrb: Any, box_target: Any, weight: Any) -> Any:
     giou = inter / union - (enclosing - union) / enclosing
     total = cross_replica_sum(ops.sum(weight))
     return ops.sum((1.0 - giou) * weight) / (total + 1e-4)
-
-
-#: How the heatmap Gaussians' radii are computed (:func:`centernet_tf.model.targets.gaussian_radius`).
-GAUSSIAN_RADII = ("cornernet", "exact", "elliptic")
 
 
 @keras.saving.register_keras_serializable(package="centernet_tf")

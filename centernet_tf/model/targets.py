@@ -11,6 +11,10 @@ from typing import Any
 
 import tensorflow as tf
 
+# How the heatmap peaks are sized (see ``encode_targets``); the loss and the config validate against this tuple.
+GAUSSIAN_RADII = ("cornernet", "exact", "elliptic")
+
+
 def gaussian_radius(height: Any, width: Any, min_overlap: float = 0.7, exact: bool = False) -> tf.Tensor:
     """Radius of the Gaussian peak for a box of ``height`` x ``width`` (on the output map).
 
@@ -108,7 +112,7 @@ def encode_targets(
         r = gaussian_radius(tf.math.ceil(h), tf.math.ceil(w), min_overlap, exact=radius == "exact")
         x_radius = y_radius = tf.maximum(0.0, tf.floor(r))
     else:
-        raise ValueError(f"radius must be cornernet, exact or elliptic, got {radius!r}")
+        raise ValueError(f"radius must be one of {', '.join(GAUSSIAN_RADII)}, got {radius!r}")
 
     heatmap = _draw_gaussians(cx_int, cy_int, x_radius, y_radius, cls, map_h, map_w, num_classes)
     dense = encode_box_targets(x1, y1, x2, y2, cx_int, cy_int, map_h, map_w, stride) if box_targets else {}
