@@ -77,12 +77,13 @@ def main() -> None:
     by_id = {e.image_id: e for e in index.examples}
     decoder = model.decoder  # the model's own decoding: without NMS unless it was trained with eval.nms
     scores, ratios, local_max, duplicates, true_wh, predicted_wh = [], [], [], [], [], []
-    parts = model.part_outputs["backbone"] + [model.part_outputs["neck"]]
-    part_model = keras.Model(model.inputs, parts) if args.probe else None
+    parts = model.part_outputs["backbone"] + [model.part_outputs["neck"]] if args.probe else []
+    # One forward pass gives the heads' outputs and, with --probe, the parts' features (same layers, same graph).
+    forward = keras.Model(model.inputs, [model.output, parts])
     part_features: list[list[np.ndarray]] = [[] for _ in parts]
     for batch in build_eval_dataset(index, model.input_shape[1:3], 8):
-        out = model(batch["image"], training=False)
-        part_maps = [m.numpy() for m in part_model(batch["image"], training=False)] if args.probe else []
+        out, part_maps = forward(batch["image"], training=False)
+        part_maps = [m.numpy() for m in part_maps]
         heatmap, sizes = out["heatmap"].numpy(), out["wh"].numpy()
         found = decoder({key: out[key] for key in ("heatmap", "wh", "offset") if key in out})
         for b, image_id in enumerate(batch["image_id"].numpy()):
