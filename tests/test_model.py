@@ -316,12 +316,14 @@ def test_detector_on_a_keras_file_uses_the_decoder_saved_with_it(tmp_path: Path)
     assert len(found.scores) == 3  # untrained heatmaps are ~0.1 everywhere: the cap is what limits
 
 
-def test_fpn_neck_adds_finer_backbone_levels_down_to_stride_4() -> None:
+@pytest.mark.parametrize("neck, filters", [("fpn", [128, 64, 64]), ("fpn_wide", [128, 128, 128])])
+def test_fpn_neck_adds_finer_backbone_levels_down_to_stride_4(neck: str, filters: list[int]) -> None:
     """``fpn``: 1x1 laterals from P4, P3, P2 are added to the upsampled coarser map; the heads see stride 4."""
-    model = build_centernet(3, "resnet10_slim", (64, 96, 3), neck="fpn")
+    model = build_centernet(3, "resnet10_slim", (64, 96, 3), neck=neck)
     assert model.output_stride == 4 and model.output_shape[0][1:3] == (16, 24)
     found = {layer.name: layer for layer in _all_layers(model)}
-    assert [found[f"fpn{i}_conv"].filters for i in (1, 2, 3)] == [128, 64, 64]
+    assert [found[f"fpn{i}_conv"].filters for i in (1, 2, 3)] == filters
+    assert tuple(model.part_outputs["neck"].shape[1:]) == (16, 24, filters[-1])
     # Each add joins the lateral of the next finer backbone level: strides 16, 8, 4.
     assert [tuple(found[f"fpn{i}_add"].output.shape[1:3]) for i in (1, 2, 3)] == [(4, 6), (8, 12), (16, 24)]
     # Changing only the stride-4 backbone features changes the output: the lateral path is wired in.

@@ -24,6 +24,9 @@ DECONV_FILTERS = (256, 128, 64)
 DECONV_256_FILTERS = (256, 256, 256)
 #: Filters of the ``fpn`` neck's top-down levels, stride 16 -> 8 -> 4 (the finest feeds the heads).
 FPN_FILTERS = (128, 64, 64)
+#: ``fpn_wide``: 128 filters down to stride 4, so the features the heads read have room for more than the
+#: heatmap needs (the box shape; README, "Your own photos").
+FPN_WIDE_FILTERS = (128, 128, 128)
 
 
 def register_neck(name: str) -> Callable[[NeckBuilder], NeckBuilder]:
@@ -106,14 +109,24 @@ def fpn(pyramid: Mapping[str, keras.KerasTensor]) -> list[keras.KerasTensor]:
     ``x = ReLU(BN(Conv3x3(Upsample2x(Conv1x1(x)) + Conv1x1(lateral))))``, 128/64/64 filters at strides
     16/8/4. Needs the backbone's levels down to stride 4.
     """
+    return _top_down(pyramid, FPN_FILTERS)
+
+
+@register_neck("fpn_wide")
+def fpn_wide(pyramid: Mapping[str, keras.KerasTensor]) -> list[keras.KerasTensor]:
+    """``fpn`` with 128 filters at every level (stride 4 included): four times the stride-4 convolution."""
+    return _top_down(pyramid, FPN_WIDE_FILTERS)
+
+
+def _top_down(pyramid: Mapping[str, keras.KerasTensor], level_filters: tuple[int, ...]) -> list[keras.KerasTensor]:
     by_stride = features_by_stride(pyramid)
     coarsest = max(by_stride)
-    wanted = [coarsest // 2 ** (i + 1) for i in range(len(FPN_FILTERS))]
+    wanted = [coarsest // 2 ** (i + 1) for i in range(len(level_filters))]
     missing = [s for s in wanted if s not in by_stride]
     if missing:
         raise ValueError(f"the fpn neck needs backbone features at strides {wanted}; missing {missing}")
     x = by_stride[coarsest]
-    for i, (stride, filters) in enumerate(zip(wanted, FPN_FILTERS), start=1):
+    for i, (stride, filters) in enumerate(zip(wanted, level_filters), start=1):
         x = layers.Conv2D(filters, 1, use_bias=False, name=f"fpn{i}_reduce")(x)
         x = layers.UpSampling2D(2, interpolation="nearest", name=f"fpn{i}_upsample")(x)
         lateral = layers.Conv2D(filters, 1, use_bias=False, name=f"fpn{i}_lateral")(by_stride[stride])
