@@ -24,9 +24,6 @@ DECONV_FILTERS = (256, 128, 64)
 DECONV_256_FILTERS = (256, 256, 256)
 #: Filters of the ``fpn`` neck's top-down levels, stride 16 -> 8 -> 4 (the finest feeds the heads).
 FPN_FILTERS = (128, 64, 64)
-#: ``fpn_wide``: 128 filters down to stride 4, so the features the heads read have room for more than the
-#: heatmap needs (the box shape; README, "Your own photos").
-FPN_WIDE_FILTERS = (128, 128, 128)
 
 
 def register_neck(name: str) -> Callable[[NeckBuilder], NeckBuilder]:
@@ -110,12 +107,6 @@ def fpn(pyramid: Mapping[str, keras.KerasTensor]) -> list[keras.KerasTensor]:
     16/8/4. Needs the backbone's levels down to stride 4.
     """
     return _top_down(pyramid, FPN_FILTERS)
-
-
-@register_neck("fpn_wide")
-def fpn_wide(pyramid: Mapping[str, keras.KerasTensor]) -> list[keras.KerasTensor]:
-    """``fpn`` with 128 filters at every level (stride 4 included): four times the stride-4 convolution."""
-    return _top_down(pyramid, FPN_WIDE_FILTERS)
 
 
 def _top_down(pyramid: Mapping[str, keras.KerasTensor], level_filters: tuple[int, ...]) -> list[keras.KerasTensor]:
