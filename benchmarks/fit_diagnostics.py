@@ -54,10 +54,11 @@ def cross_validated_ridge(features: np.ndarray, target: np.ndarray, folds: int =
         a, b = (features[fit] - mean) / std, (features[held] - mean) / std
         weights = np.linalg.solve(a.T @ a + PROBE_RIDGE * np.eye(a.shape[1]), a.T @ (target[fit] - target[fit].mean()))
         predicted[held] = b @ weights + target[fit].mean()
-    return float(np.corrcoef(target, predicted)[0, 1])
+    return correlation(target, predicted)
 
 
 def correlation(a: np.ndarray, b: np.ndarray) -> float:
+    """Pearson's r, 0 where either side is constant (undefined there; NaN would break the JSON summary)."""
     return float(np.corrcoef(a, b)[0, 1]) if a.std() > 0 and b.std() > 0 else 0.0
 
 

@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from pathlib import Path
 
+import numpy as np
 import pytest
+from PIL import Image
 
 
 @pytest.fixture
@@ -28,3 +31,28 @@ def aquarium_root() -> Path:
     if not (root / "train" / "images").is_dir():
         pytest.skip(f"Aquarium dataset not found at {root} (set CENTERNET_AQUARIUM_DIR to run this test)")
     return root
+
+
+@pytest.fixture
+def large_box_voc() -> Callable[..., None]:
+    """Writes a tiny VOC set of large objects: ``large_box_voc(root, count=6)``."""
+    return _write_large_box_voc
+
+
+def _write_large_box_voc(root: Path, count: int = 6) -> None:
+    """``count`` photos of one large bright 80 x 60 rectangle each (the large-object case), VOC layout, train/val split."""
+    rng = np.random.default_rng(0)
+    for folder in ("Annotations", "JPEGImages", "ImageSets/Main"):
+        (root / folder).mkdir(parents=True)
+    for i in range(count):
+        pixels = rng.integers(0, 80, (96, 128, 3), dtype=np.uint8)
+        x1, y1 = int(rng.integers(4, 40)), int(rng.integers(4, 30))
+        pixels[y1:y1 + 60, x1:x1 + 80] = 230
+        Image.fromarray(pixels).save(root / "JPEGImages" / f"p{i}.jpg")
+        (root / "Annotations" / f"p{i}.xml").write_text(
+            f"<annotation><size><width>128</width><height>96</height><depth>3</depth></size><object>"
+            f"<name>box</name><difficult>0</difficult><bndbox><xmin>{x1}</xmin><ymin>{y1}</ymin>"
+            f"<xmax>{x1 + 80}</xmax><ymax>{y1 + 60}</ymax></bndbox></object></annotation>"
+        )
+    (root / "ImageSets" / "Main" / "train.txt").write_text("\n".join(f"p{i}" for i in range(count - 2)) + "\n")
+    (root / "ImageSets" / "Main" / "val.txt").write_text(f"p{count - 2}\np{count - 1}\n")

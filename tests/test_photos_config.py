@@ -6,7 +6,6 @@ import json
 from pathlib import Path
 
 import numpy as np
-from PIL import Image
 
 from centernet_tf.config import load_config
 from centernet_tf.model.centernet import load_centernet
@@ -15,27 +14,8 @@ from centernet_tf.train.training import run_training
 REPO = Path(__file__).resolve().parents[1]
 
 
-def _voc_set(root: Path, count: int = 6) -> None:
-    """``count`` photos of one large bright square each (the large-object case), VOC layout, train/val split."""
-    rng = np.random.default_rng(0)
-    for folder in ("Annotations", "JPEGImages", "ImageSets/Main"):
-        (root / folder).mkdir(parents=True)
-    for i in range(count):
-        pixels = rng.integers(0, 80, (96, 128, 3), dtype=np.uint8)
-        x1, y1 = int(rng.integers(4, 40)), int(rng.integers(4, 30))
-        pixels[y1:y1 + 60, x1:x1 + 80] = 230
-        Image.fromarray(pixels).save(root / "JPEGImages" / f"p{i}.jpg")
-        (root / "Annotations" / f"p{i}.xml").write_text(
-            f"<annotation><size><width>128</width><height>96</height><depth>3</depth></size><object>"
-            f"<name>box</name><difficult>0</difficult><bndbox><xmin>{x1}</xmin><ymin>{y1}</ymin>"
-            f"<xmax>{x1 + 80}</xmax><ymax>{y1 + 60}</ymax></bndbox></object></annotation>"
-        )
-    (root / "ImageSets" / "Main" / "train.txt").write_text("\n".join(f"p{i}" for i in range(count - 2)) + "\n")
-    (root / "ImageSets" / "Main" / "val.txt").write_text(f"p{count - 2}\np{count - 1}\n")
-
-
-def test_photos_config_trains_with_its_recipe_on_a_new_voc_set(tmp_path: Path) -> None:
-    _voc_set(tmp_path / "photos")
+def test_photos_config_trains_with_its_recipe_on_a_new_voc_set(tmp_path: Path, large_box_voc) -> None:
+    large_box_voc(tmp_path / "photos")
     # The data section as a user edits it; the model is shrunk only so the test runs in seconds.
     config = load_config(REPO / "configs" / "photos.yaml", [
         f"data.root={tmp_path / 'photos'}", "model.backbone=resnet10_slim", "model.backbone_weights=null",
