@@ -48,7 +48,7 @@ def test_main_end_to_end_with_known_head_outputs(diagnostics, tmp_path: Path, mo
     from centernet_tf.model.centernet import build_centernet
     large_box_voc(tmp_path / "photos", count=12)  # 10 training photos, one 80 x 60 box each, 128 x 96 pixels
     model = build_centernet(1, "resnet10_slim", (64, 64, 3), neck="fpn", class_names=["box"])
-    layer = {layer.name: layer for layer in model.layers}
+    layer = model.head_output_layers
     # The letterbox halves 128 x 96 into 64 x 64 and the output stride is 4: each box is 10 x 7.5 output pixels.
     layer["wh"].set_weights([np.zeros_like(layer["wh"].kernel), np.array([10.0, 7.5], "float32")])
     layer["heatmap"].set_weights([np.zeros_like(layer["heatmap"].kernel), np.array([-3.0], "float32")])
