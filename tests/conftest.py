@@ -40,7 +40,7 @@ def large_box_voc() -> Callable[..., None]:
 
 
 def _write_large_box_voc(root: Path, count: int = 6) -> None:
-    """``count`` photos of one large bright 80 x 60 rectangle each (the large-object case), VOC layout, train/val split."""
+    """``count`` photos of one bright 80 x 60 rectangle each (the large-object case), VOC layout, train/val split."""
     rng = np.random.default_rng(0)
     for folder in ("Annotations", "JPEGImages", "ImageSets/Main"):
         (root / folder).mkdir(parents=True)

@@ -41,11 +41,14 @@ def test_correlation_of_a_constant_is_zero(diagnostics) -> None:
     assert diagnostics.correlation(np.array([1.0, 2.0, 3.0]), np.array([2.0, 4.0, 6.0])) == pytest.approx(1.0)
 
 
-def test_main_end_to_end_with_known_head_outputs(diagnostics, tmp_path: Path, monkeypatch, capsys, large_box_voc) -> None:
+def test_main_end_to_end_with_known_head_outputs(
+    diagnostics, tmp_path: Path, monkeypatch, capsys, large_box_voc
+) -> None:
     """The whole command on a VOC folder, with heads set by hand so every figure is known in advance."""
     import json
 
     from centernet_tf.model.centernet import build_centernet
+
     large_box_voc(tmp_path / "photos", count=12)  # 10 training photos, one 80 x 60 box each, 128 x 96 pixels
     model = build_centernet(1, "resnet10_slim", (64, 64, 3), neck="fpn", class_names=["box"])
     layer = model.head_output_layers
