@@ -58,8 +58,9 @@ def cross_validated_ridge(features: np.ndarray, target: np.ndarray, folds: int =
 
 
 def correlation(a: np.ndarray, b: np.ndarray) -> float:
-    """Pearson's r, 0 where either side is constant (undefined there; NaN would break the JSON summary)."""
-    return float(np.corrcoef(a, b)[0, 1]) if a.std() > 0 and b.std() > 0 else 0.0
+    """Pearson's r, 0 where either side is constant (undefined there; NaN would break the JSON summary). The
+    spread is judged by the range, not ``std() > 0``: equal floats can leave a std of 1e-17 from rounding."""
+    return float(np.corrcoef(a, b)[0, 1]) if np.ptp(a) > 1e-12 and np.ptp(b) > 1e-12 else 0.0
 
 
 def main() -> None:

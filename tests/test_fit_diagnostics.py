@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib.util
+import json
 from pathlib import Path
 
 import numpy as np
@@ -45,8 +46,6 @@ def test_main_end_to_end_with_known_head_outputs(
     diagnostics, tmp_path: Path, monkeypatch, capsys, large_box_voc
 ) -> None:
     """The whole command on a VOC folder, with heads set by hand so every figure is known in advance."""
-    import json
-
     from centernet_tf.model.centernet import build_centernet
 
     large_box_voc(tmp_path / "photos", count=12)  # 10 training photos, one 80 x 60 box each, 128 x 96 pixels
@@ -58,8 +57,9 @@ def test_main_end_to_end_with_known_head_outputs(
     model.save(tmp_path / "model.keras")
     repo = _PATH.parents[1]
     monkeypatch.setattr("sys.argv", [
-        "fit_diagnostics.py", "--model", str(tmp_path / "model.keras"), "--config", str(repo / "configs" / "photos.yaml"),
-        "--set", f"data.root={tmp_path / 'photos'}", "--split", "train", "--probe", "--output", str(tmp_path / "d.json"),
+        "fit_diagnostics.py", "--model", str(tmp_path / "model.keras"),
+        "--config", str(repo / "configs" / "photos.yaml"), "--set", f"data.root={tmp_path / 'photos'}",
+        "--split", "train", "--probe", "--output", str(tmp_path / "d.json"),
     ])
     diagnostics.main()
     summary = json.loads((tmp_path / "d.json").read_text())
@@ -70,7 +70,7 @@ def test_main_end_to_end_with_known_head_outputs(
     assert summary["share_centre_score_over_0.3"] == 0.0
     assert summary["mean_detections_iou50_per_object_score_over_0.1"] == 0.0  # every score is 0.047 < 0.1
     assert summary["median_size_ratio_predicted_to_true"] == pytest.approx(1.0, rel=1e-3)
-    # one predicted shape for all boxes: no spread, so the correlation reads 0 (and the truth has none either)
+    # one predicted shape for all boxes (and one true shape): no spread, and the correlation reads 0, not NaN
     assert summary["log_aspect_sd_predicted"] == pytest.approx(0.0, abs=1e-6)
     assert summary["log_aspect_correlation_predicted_true"] == 0.0
     probe = summary["probe_cross_validated_correlation"]
