@@ -106,18 +106,14 @@ def fpn(pyramid: Mapping[str, keras.KerasTensor]) -> list[keras.KerasTensor]:
     ``x = ReLU(BN(Conv3x3(Upsample2x(Conv1x1(x)) + Conv1x1(lateral))))``, 128/64/64 filters at strides
     16/8/4. Needs the backbone's levels down to stride 4.
     """
-    return _top_down(pyramid, FPN_FILTERS)
-
-
-def _top_down(pyramid: Mapping[str, keras.KerasTensor], level_filters: tuple[int, ...]) -> list[keras.KerasTensor]:
     by_stride = features_by_stride(pyramid)
     coarsest = max(by_stride)
-    wanted = [coarsest // 2 ** (i + 1) for i in range(len(level_filters))]
+    wanted = [coarsest // 2 ** (i + 1) for i in range(len(FPN_FILTERS))]
     missing = [s for s in wanted if s not in by_stride]
     if missing:
         raise ValueError(f"the fpn neck needs backbone features at strides {wanted}; missing {missing}")
     x = by_stride[coarsest]
-    for i, (stride, filters) in enumerate(zip(wanted, level_filters), start=1):
+    for i, (stride, filters) in enumerate(zip(wanted, FPN_FILTERS), start=1):
         x = layers.Conv2D(filters, 1, use_bias=False, name=f"fpn{i}_reduce")(x)
         x = layers.UpSampling2D(2, interpolation="nearest", name=f"fpn{i}_upsample")(x)
         lateral = layers.Conv2D(filters, 1, use_bias=False, name=f"fpn{i}_lateral")(by_stride[stride])
