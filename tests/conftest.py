@@ -10,6 +10,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from tests.voc_files import write_voc_xml
+
 
 @pytest.fixture
 def bccd_root() -> Path:
@@ -49,10 +51,6 @@ def _write_large_box_voc(root: Path, count: int = 6) -> None:
         x1, y1 = int(rng.integers(4, 40)), int(rng.integers(4, 30))
         pixels[y1:y1 + 60, x1:x1 + 80] = 230
         Image.fromarray(pixels).save(root / "JPEGImages" / f"p{i}.jpg")
-        (root / "Annotations" / f"p{i}.xml").write_text(
-            f"<annotation><size><width>128</width><height>96</height><depth>3</depth></size><object>"
-            f"<name>box</name><difficult>0</difficult><bndbox><xmin>{x1}</xmin><ymin>{y1}</ymin>"
-            f"<xmax>{x1 + 80}</xmax><ymax>{y1 + 60}</ymax></bndbox></object></annotation>"
-        )
+        write_voc_xml(root / "Annotations" / f"p{i}.xml", [("box", (x1, y1, x1 + 80, y1 + 60), 0)], size=(128, 96))
     (root / "ImageSets" / "Main" / "train.txt").write_text("\n".join(f"p{i}" for i in range(count - 2)) + "\n")
     (root / "ImageSets" / "Main" / "val.txt").write_text(f"p{count - 2}\np{count - 1}\n")

@@ -12,6 +12,7 @@ import pytest
 from PIL import Image
 
 from centernet_tf.data.formats import load_coco, load_voc
+from tests.voc_files import write_voc_xml
 
 W, H = 40, 30
 
@@ -74,15 +75,7 @@ def test_a_split_without_a_single_box_is_an_error(tmp_path: Path) -> None:
 
 
 def _voc(root: Path, stem: str, filename: str, boxes: list[tuple], size: tuple[int, int] = (W, H)) -> None:
-    objects = "".join(
-        f"<object><name>cell</name><bndbox><xmin>{b[0]}</xmin><ymin>{b[1]}</ymin><xmax>{b[2]}</xmax>"
-        f"<ymax>{b[3]}</ymax></bndbox></object>" for b in boxes
-    )
-    (root / "Annotations").mkdir(parents=True, exist_ok=True)
-    (root / "Annotations" / f"{stem}.xml").write_text(
-        f"<annotation><filename>{filename}</filename><size><width>{size[0]}</width><height>{size[1]}</height>"
-        f"</size>{objects}</annotation>"
-    )
+    write_voc_xml(root / "Annotations" / f"{stem}.xml", [("cell", b) for b in boxes], filename, size)
 
 
 def test_voc_xml_pairs_with_its_own_image_not_the_one_its_filename_names(tmp_path: Path) -> None:

@@ -13,6 +13,7 @@ import yaml
 from PIL import Image
 
 from centernet_tf.model.centernet import build_centernet, load_centernet
+from tests.voc_files import write_voc_xml
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -64,13 +65,9 @@ def test_a_truncated_or_foreign_keras_file_and_debug_shows_the_traceback(tmp_pat
 
 def test_evaluating_a_model_on_data_of_other_classes_names_both_lists(tmp_path: Path) -> None:
     root = tmp_path / "voc"
-    (root / "Annotations").mkdir(parents=True)
-    (root / "JPEGImages").mkdir()
+    (root / "JPEGImages").mkdir(parents=True)
     Image.fromarray(np.full((40, 60, 3), 90, np.uint8)).save(root / "JPEGImages" / "a.jpg")
-    (root / "Annotations" / "a.xml").write_text(
-        "<annotation><size><width>60</width><height>40</height></size><object><name>cell</name><bndbox>"
-        "<xmin>1</xmin><ymin>1</ymin><xmax>20</xmax><ymax>20</ymax></bndbox></object></annotation>"
-    )
+    write_voc_xml(root / "Annotations" / "a.xml", [("cell", (1, 1, 20, 20))], size=(60, 40))
     config = tmp_path / "config.yaml"
     config.write_text(yaml.safe_dump({"model": {"backbone": "resnet10_slim", "input_size": [64, 64]},
                                       "data": {"format": "voc", "root": str(root), "train_split": None,
@@ -161,14 +158,10 @@ def test_a_batch_larger_than_the_training_set_and_undecodable_images_are_one_lin
     from centernet_tf.train.training import run_training
 
     root = tmp_path / "voc"
-    (root / "Annotations").mkdir(parents=True)
-    (root / "JPEGImages").mkdir()
+    (root / "JPEGImages").mkdir(parents=True)
     for i in range(3):
         (root / "JPEGImages" / f"{i}.jpg").write_bytes(b"\xff\xd8\xff\xe0 not really a jpeg" * 20)
-        (root / "Annotations" / f"{i}.xml").write_text(
-            f"<annotation><filename>{i}.jpg</filename><size><width>64</width><height>64</height><depth>3</depth>"
-            "</size><object><name>cat</name><bndbox><xmin>4</xmin><ymin>4</ymin><xmax>40</xmax><ymax>40</ymax>"
-            "</bndbox></object></annotation>")
+        write_voc_xml(root / "Annotations" / f"{i}.xml", [("cat", (4, 4, 40, 40))], f"{i}.jpg", (64, 64))
     overrides = ["data.format=voc", f"data.root={root}", "data.train_split=null", "data.val_split=null",
                  "data.image_check=annotation_sizes", "model.backbone=resnet10_slim", "model.input_size=[64,64]",
                  "train.epochs=1", "train.jit_compile=false"]

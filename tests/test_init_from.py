@@ -19,6 +19,7 @@ from centernet_tf.deploy.convert import COCO_CLASS_NAMES, load_official_checkpoi
 from centernet_tf.model.centernet import HEATMAP_BIAS_INIT  # noqa: E402
 from centernet_tf.train.build import model_from_config  # noqa: E402
 from tests.torch_reference import DLASegDCN, PoseResNet, fill_randomly  # noqa: E402
+from tests.voc_files import write_voc_xml  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 CLASSES = ["person", "kangaroo", "dog"]
@@ -43,15 +44,10 @@ def small_checkpoint(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 def _voc(root: Path) -> Path:
     rng = np.random.default_rng(0)
-    (root / "Annotations").mkdir(parents=True)
-    (root / "JPEGImages").mkdir()
+    (root / "JPEGImages").mkdir(parents=True)
     for i in range(6):
         Image.fromarray(rng.integers(0, 256, (64, 64, 3), dtype=np.uint8)).save(root / "JPEGImages" / f"{i}.jpg")
-        name = CLASSES[i % 3]
-        (root / "Annotations" / f"{i}.xml").write_text(
-            f"<annotation><filename>{i}.jpg</filename><size><width>64</width><height>64</height><depth>3</depth>"
-            f"</size><object><name>{name}</name><bndbox><xmin>10</xmin><ymin>12</ymin><xmax>40</xmax><ymax>50</ymax>"
-            "</bndbox></object></annotation>")
+        write_voc_xml(root / "Annotations" / f"{i}.xml", [(CLASSES[i % 3], (10, 12, 40, 50))], f"{i}.jpg", (64, 64))
     return root
 
 

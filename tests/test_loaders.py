@@ -12,6 +12,7 @@ from PIL import Image
 from centernet_tf.config import ConfigError, DataConfig, load_config
 from centernet_tf.data.index import DatasetIndex, Example, SkipReport
 from centernet_tf.data.loaders import formats_markdown, get_source, load_split, register_source, source_names
+from tests.voc_files import write_voc_xml
 
 REPO = Path(__file__).resolve().parents[1]
 W, H = 40, 30
@@ -131,11 +132,7 @@ def test_yolo_class_names_from_dataset_yaml_key(tmp_path: Path) -> None:
 def test_voc_test_split_and_folder_options(tmp_path: Path) -> None:
     root = tmp_path / "voc"
     for stem in ("a", "b", "c"):
-        (root / "xml").mkdir(parents=True, exist_ok=True)
-        (root / "xml" / f"{stem}.xml").write_text(
-            f"<annotation><filename>{stem}.jpg</filename><object><name>cell</name>"
-            "<bndbox><xmin>1</xmin><ymin>2</ymin><xmax>11</xmax><ymax>12</ymax></bndbox></object></annotation>"
-        )
+        write_voc_xml(root / "xml" / f"{stem}.xml", [("cell", (1, 2, 11, 12))], f"{stem}.jpg")
         _write_image(root / "img" / f"{stem}.jpg")
     main = root / "ImageSets" / "Main"
     main.mkdir(parents=True)

@@ -7,6 +7,7 @@ import numpy as np
 from centernet_tf.data.index import DatasetIndex, Example, SkipReport
 from centernet_tf.evaluation.metrics import coco_ground_truth, coco_metrics
 from centernet_tf.evaluation.plots import confusion_matrix, draw_confusion_matrix, draw_precision_recall
+from tests.voc_files import write_voc_xml
 
 
 def _example(image_id: int, boxes: list[list[float]], classes: list[int]) -> Example:
@@ -102,10 +103,7 @@ def test_voc_loader_keeps_the_difficult_flag(tmp_path) -> None:
 
     from centernet_tf.data.formats import load_voc
 
-    (tmp_path / "Annotations").mkdir()
     Image.fromarray(np.zeros((30, 40, 3), np.uint8)).save(tmp_path / "a.jpg")
-    objects = "".join(f"<object><name>cell</name><difficult>{d}</difficult><bndbox><xmin>1</xmin><ymin>1</ymin>"
-                      f"<xmax>9</xmax><ymax>9</ymax></bndbox></object>" for d in (0, 1))
-    (tmp_path / "Annotations" / "a.xml").write_text(f"<annotation><filename>a.jpg</filename>{objects}</annotation>")
+    write_voc_xml(tmp_path / "Annotations" / "a.xml", [("cell", (1, 1, 9, 9), d) for d in (0, 1)], "a.jpg")
     index = load_voc(tmp_path, None, images_dir="")
     assert index.examples[0].difficult.tolist() == [False, True]

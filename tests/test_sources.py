@@ -13,6 +13,7 @@ from PIL import Image
 from centernet_tf.data.formats import load_voc, load_yolo
 from centernet_tf.data.image_check import ImageCheck
 from centernet_tf.data.index import DatasetIndex, SkipReport
+from tests.voc_files import voc_xml
 
 W, H = 40, 30  # tiny image size used by the synthetic fixtures
 
@@ -30,18 +31,7 @@ def _write_image(path: Path, size: tuple[int, int] = (W, H), fmt: str = "JPEG") 
 
 
 def _voc_xml(filename: str, objects: list[tuple[str, tuple | None]], size=(W, H)) -> str:
-    parts = [f"<annotation><filename>{filename}</filename>"]
-    parts.append(f"<size><width>{size[0]}</width><height>{size[1]}</height><depth>3</depth></size>")
-    for name, box in objects:
-        parts.append(f"<object><name>{name}</name><difficult>0</difficult>")
-        if box is not None:
-            x1, y1, x2, y2 = box
-            parts.append(
-                f"<bndbox><xmin>{x1}</xmin><ymin>{y1}</ymin><xmax>{x2}</xmax><ymax>{y2}</ymax></bndbox>"
-            )
-        parts.append("</object>")
-    parts.append("</annotation>")
-    return "".join(parts)
+    return voc_xml(objects, filename, size)
 
 
 def _by_name(index: DatasetIndex) -> dict[str, object]:

@@ -14,6 +14,7 @@ from PIL import Image
 from centernet_tf.config import load_config
 from centernet_tf.data.image_files import UNSUPPORTED_FORMAT
 from centernet_tf.data.loaders import load_split
+from tests.voc_files import write_voc_xml
 
 
 def _photo(path: Path, fmt: str | None = None, size: tuple[int, int] = (64, 48)) -> Path:
@@ -27,11 +28,7 @@ def _voc(root: Path, files: dict[str, str | None]) -> Path:
     """A VOC set whose every image has one box; ``files`` maps a file name to the format it is saved in."""
     for name, fmt in files.items():
         _photo(root / "JPEGImages" / name, fmt)
-        (root / "Annotations").mkdir(parents=True, exist_ok=True)
-        (root / "Annotations" / f"{Path(name).stem}.xml").write_text(
-            f"<annotation><filename>{name}</filename><size><width>64</width><height>48</height><depth>3</depth>"
-            "</size><object><name>cat</name><bndbox><xmin>8</xmin><ymin>8</ymin><xmax>40</xmax><ymax>40</ymax>"
-            "</bndbox></object></annotation>")
+        write_voc_xml(root / "Annotations" / f"{Path(name).stem}.xml", [("cat", (8, 8, 40, 40))], name, (64, 48))
     return root
 
 
