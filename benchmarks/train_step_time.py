@@ -1,7 +1,10 @@
 """Seconds per training step of a config's model: XLA on and off, float32 and mixed precision, backbone
-trainable (and with ``--frozen`` also frozen), the variants taking turns in one run.
+trainable (and with ``--frozen`` also frozen, with ``--frozen-strides`` frozen up to each stride), the
+variants taking turns in one run.
 
     python benchmarks/train_step_time.py --config configs/bccd.yaml --output benchmarks/results/train_step_time_bccd.json
+    python benchmarks/train_step_time.py --config configs/photos.yaml --precisions none --xla off --frozen \
+        --frozen-strides 4 8 16 --output benchmarks/results/train_step_time_photos.json
 
 Random images and real-shaped targets (a few boxes each) at the config's input size and batch size, through
 ``model.train_on_batch`` (the step ``fit`` runs); the first step of each variant (tracing, compiling) is not
@@ -41,6 +44,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--precisions", nargs="+", default=["none", "bfloat16"], choices=list(DTYPE_POLICIES))
     parser.add_argument("--frozen", action="store_true", help="also time the frozen-backbone phase")
+    parser.add_argument("--frozen-strides", nargs="+", type=int, default=[], metavar="STRIDE",
+                        help="also time fine-tuning with the backbone frozen up to each stride "
+                             "(train.fine_tune_frozen_stride)")
+    parser.add_argument("--xla", choices=["both", "off"], default="both")
     parser.add_argument("--output", default=str(REPO / "benchmarks" / "results" / "train_step_time.json"))
     args = parser.parse_args(argv)
     config = load_config(args.config, ["model.backbone_weights=null", *args.overrides])
@@ -50,8 +57,10 @@ def main(argv: list[str] | None = None) -> int:
     images = rng.uniform(0, 255, (batch, height, width, 3)).astype(np.float32)
     names = config.data.class_names or ["object"]
     variants, first_step = {}, {}
-    for frozen, precision, jit in [(f, p, j) for f in ((True, False) if args.frozen else (False,))
-                                   for p in args.precisions for j in (True, False)]:
+    backbones = (["frozen_backbone"] if args.frozen else []) + ["trainable_backbone"]
+    backbones += [f"backbone_frozen_to_stride_{stride}" for stride in args.frozen_strides]
+    for mode, precision, jit in [(b, p, j) for b in backbones for p in args.precisions
+                                 for j in ((True, False) if args.xla == "both" else (False,))]:
         with dtype_policy(DTYPE_POLICIES[precision]):
             model = model_from_config(config, list(names))
         targets = []
@@ -59,12 +68,15 @@ def main(argv: list[str] | None = None) -> int:
             boxes = rng.uniform(0, 1, (6, 4)) * [width / 2, height / 2, width / 2, height / 2]
             boxes[:, 2:] += boxes[:, :2] + 16
             targets.append(keras_targets(encode_targets(boxes, rng.integers(0, len(names), 6), (height, width),
-                                                        len(names), model.output_stride, config.data.max_objects)))
+                                                        len(names), model.output_stride, config.data.max_objects,
+                                                        box_targets=config.loss.box == "giou_ttf")))
         y = {k: tf.stack([t[k] for t in targets]) for k in targets[0]}
-        if frozen:
+        if mode == "frozen_backbone":
             set_backbone_trainable(model, False)
+        elif mode != "trainable_backbone":
+            set_backbone_trainable(model, True, frozen_stride=int(mode.rpartition("_")[2]))
         model.compile(optimizer=keras.optimizers.Adam(1e-4), jit_compile=jit)
-        name = f"{'frozen' if frozen else 'trainable'}_backbone/{precision}/{'xla' if jit else 'no_xla'}"
+        name = f"{mode}/{precision}/{'xla' if jit else 'no_xla'}"
         started = time.perf_counter()
         model.train_on_batch(images, y)  # trace and compile
         first_step[name] = round(time.perf_counter() - started, 1)

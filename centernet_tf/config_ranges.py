@@ -19,6 +19,7 @@ NUMBER_RANGES: dict[str, Interval] = {
     "train.learning_rate": POSITIVE, "train.base_learning_rate": POSITIVE, "train.warmup_steps": AT_LEAST_0,
     "train.lr_decay_epochs": AT_LEAST_1, "train.lr_decay_factor": Interval(0, 1, False, True),
     "train.freeze_backbone_epochs": AT_LEAST_0, "train.fine_tune_learning_rate": POSITIVE,
+    "train.fine_tune_frozen_stride": AT_LEAST_0,
     "train.ema_momentum": PROBABILITY_OPEN, "train.ema_batch_norm_batches": AT_LEAST_0,
     "train.gradient_clip_norm": POSITIVE, "train.steps_per_epoch": AT_LEAST_1,
     "train.seed": Interval(0, 2**32 - 1),

@@ -12,7 +12,7 @@ from centernet_tf.model.centernet import build_centernet
 from centernet_tf.model.targets import encode_targets, keras_targets
 from centernet_tf.train.phases import compile_centernet, training_phases
 from centernet_tf.train.schedules import learning_rate_schedule
-from centernet_tf.train.transfer import backbone_layers, set_backbone_trainable
+from centernet_tf.train.transfer import backbone_layers, layers_up_to_stride, set_backbone_trainable
 
 SIZE = 64
 
@@ -135,4 +135,35 @@ def test_fine_tune_schedule_spans_its_own_phase() -> None:
 ])
 def test_bad_transfer_config_is_an_error(overrides: list[str], message: str) -> None:
     with pytest.raises(ConfigError, match=message):
+        _phase_config(*overrides)
+
+
+def test_fine_tuning_keeps_the_layers_up_to_a_stride_frozen() -> None:
+    config = _phase_config("train.freeze_backbone_epochs=2", "train.fine_tune_frozen_stride=8")
+    model = build_centernet(2, "resnet10_slim", (SIZE, SIZE, 3))
+    kept = layers_up_to_stride(model, 8)
+    everything = backbone_layers(model)
+    # The stem and the stages before the stride-8 output: a leading run of the graph, at strides 1 to 8 only.
+    assert everything[: len(kept)] == kept and 0 < len(kept) < len(everything)
+    assert {SIZE // layer.output.shape[1] for layer in kept if len(layer.output.shape) == 4} == {1, 2, 4, 8}
+    assert len(layers_up_to_stride(model, 4)) < len(kept)
+    set_backbone_trainable(model, False)
+    set_backbone_trainable(model, True, train_batch_norm=True, frozen_stride=config.train.fine_tune_frozen_stride)
+    compile_centernet(model, config, steps_per_epoch=2, phase=training_phases(config.train)[1])
+    before = _fit_once(model)
+    kept_names = {layer.name for layer in kept}
+    for layer in everything:
+        if layer.weights:
+            changed = _changed(layer, before[layer.name])
+            assert (not any(changed)) if layer.name in kept_names else all(changed), layer.name
+    with pytest.raises(ValueError, match=r"fine_tune_frozen_stride 2: the backbone gives features at strides \[4, 8"):
+        layers_up_to_stride(model, 2)
+
+
+@pytest.mark.parametrize(("overrides", "message"), [
+    (["train.fine_tune_frozen_stride=6", "train.freeze_backbone_epochs=1"], "got 6 and 1"),
+    (["train.fine_tune_frozen_stride=4"], "got 4 and 0"),
+])
+def test_frozen_stride_needs_a_power_of_two_and_a_fine_tuning_phase(overrides: list[str], message: str) -> None:
+    with pytest.raises(ConfigError, match=f"fine_tune_frozen_stride must be 0 or a power of two.*{message}"):
         _phase_config(*overrides)

@@ -160,7 +160,8 @@ def fit_phases(
             continue
         if len(phases) > 1:
             changed = set_backbone_trainable(
-                model, not phase.frozen_backbone, train_batch_norm=config.train.fine_tune_batch_norm
+                model, not phase.frozen_backbone, train_batch_norm=config.train.fine_tune_batch_norm,
+                frozen_stride=config.train.fine_tune_frozen_stride,
             )
             logger.info(
                 "Phase %d/%d %s: epochs %d-%d, backbone %s (%d layers), peak learning rate %.3g",

@@ -45,7 +45,8 @@ def measure_step_seconds(model: keras.Model, config: Config, train_ds: Any, time
     weights = model.get_weights()
     frozen = config.train.freeze_backbone_epochs > 0
     if frozen:
-        set_backbone_trainable(model, True, train_batch_norm=config.train.fine_tune_batch_norm)
+        set_backbone_trainable(model, True, train_batch_norm=config.train.fine_tune_batch_norm,
+                               frozen_stride=config.train.fine_tune_frozen_stride)
     model.compile(optimizer=keras.optimizers.Adam(0.0), jit_compile=config.train.jit_compile)
     batches = iter(train_ds)
     times = []

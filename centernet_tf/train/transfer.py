@@ -5,6 +5,7 @@ from __future__ import annotations
 import keras
 from keras import layers
 
+from centernet_tf.model.backbones.registry import features_by_stride, pyramids_by_stack
 from centernet_tf.model.centernet import require_centernet
 
 
@@ -14,17 +15,35 @@ def backbone_layers(model: keras.Model) -> list[keras.layers.Layer]:
     return [layer for layer in backbone.layers if not isinstance(layer, keras.layers.InputLayer)]
 
 
-def set_backbone_trainable(model: keras.Model, trainable: bool, train_batch_norm: bool = True) -> int:
+def layers_up_to_stride(model: keras.Model, stride: int) -> list[keras.layers.Layer]:
+    """The backbone layers that its (first stack's) stride-``stride`` features are computed from: the stem and
+    the stages before that level, found from the graph (a sub-model ending at that output), not from names."""
+    backbone = require_centernet(model, "finding the backbone").backbone
+    by_stride = features_by_stride(pyramids_by_stack(backbone.output)[0])
+    if stride not in by_stride:
+        raise ValueError(f"train.fine_tune_frozen_stride {stride}: the backbone gives features at strides "
+                         f"{sorted(by_stride)} only")
+    feeding = keras.Model(backbone.input, by_stride[stride])
+    return [layer for layer in feeding.layers if not isinstance(layer, keras.layers.InputLayer)]
+
+
+def set_backbone_trainable(
+    model: keras.Model, trainable: bool, train_batch_norm: bool = True, frozen_stride: int = 0
+) -> int:
     """Freeze (``trainable=False``) or unfreeze the backbone; returns how many layers were changed.
 
     A Keras BatchNormalization layer with ``trainable=False`` runs in inference mode: it normalises with its
     moving statistics and does not update them. Frozen therefore means weights *and* statistics fixed. With
     ``train_batch_norm=False`` an unfrozen backbone still keeps its BatchNorm layers frozen, which is what
     fine-tuning pretrained weights with small batches needs (batch statistics of 8 images would overwrite
-    the ImageNet ones). Recompile the model afterwards: the optimizer is built for one set of variables.
+    the ImageNet ones). ``frozen_stride`` (not 0) keeps the layers of :func:`layers_up_to_stride` frozen in an
+    unfrozen backbone. Recompile the model afterwards: the optimizer is built for one set of variables.
     """
     found = backbone_layers(model)
     model.backbone.trainable = trainable
     for layer in found:
         layer.trainable = trainable and (train_batch_norm or not isinstance(layer, layers.BatchNormalization))
+    if trainable and frozen_stride:
+        for layer in layers_up_to_stride(model, frozen_stride):
+            layer.trainable = False
     return len(found)
