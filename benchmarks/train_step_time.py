@@ -8,7 +8,8 @@ variants taking turns in one run.
 
 Random images and real-shaped targets (a few boxes each) at the config's input size and batch size, through
 ``model.train_on_batch`` (the step ``fit`` runs); the first step of each variant (tracing, compiling) is not
-counted, but its time is reported as ``first_step_seconds``.
+counted, but its time is reported as ``first_step_seconds``. With ``train.freeze_backbone_epochs`` in the
+config the trainable variants are fine-tuning's step (backbone BatchNorm as ``train.fine_tune_batch_norm``).
 """
 
 from __future__ import annotations
@@ -73,8 +74,9 @@ def main(argv: list[str] | None = None) -> int:
         y = {k: tf.stack([t[k] for t in targets]) for k in targets[0]}
         if mode == "frozen_backbone":
             set_backbone_trainable(model, False)
-        elif mode != "trainable_backbone":
-            set_backbone_trainable(model, True, frozen_stride=int(mode.rpartition("_")[2]))
+        elif config.train.freeze_backbone_epochs:  # the trainable step is fine-tuning's: BatchNorm as it sets it
+            set_backbone_trainable(model, True, train_batch_norm=config.train.fine_tune_batch_norm,
+                                   frozen_stride=0 if mode == "trainable_backbone" else int(mode.rpartition("_")[2]))
         model.compile(optimizer=keras.optimizers.Adam(1e-4), jit_compile=jit)
         name = f"{mode}/{precision}/{'xla' if jit else 'no_xla'}"
         started = time.perf_counter()

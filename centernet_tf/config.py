@@ -159,7 +159,8 @@ class TrainConfig:
     fine_tune_batch_norm: bool = False
     #: Keep the backbone layers that compute its stride-N features (stem and first stages) frozen while
     #: fine-tuning, as detection libraries freeze the stem (mmdetection's frozen_stages): their low-level
-    #: features transfer as they are, and on a CPU their backward pass is the costliest part of the step. 0: none.
+    #: features transfer as they are, and on a CPU their backward pass is the costliest part of the step.
+    #: 0: none. Backbones of one stack (not the hourglasses, whose stride-4 features end a whole hourglass).
     fine_tune_frozen_stride: int = 0
     #: Exponential moving average of the weights and BatchNorm statistics (centernet_tf.train.ema): evaluation,
     #: best_model.keras and model.keras use the average. Momentum per step after a warm-up ramp (e.g. 0.995:
@@ -352,9 +353,11 @@ def validate(config: Config) -> None:
             f"with {config.train.epochs} epochs (the fine-tuning phase needs at least one epoch)"
         )
     stride = config.train.fine_tune_frozen_stride
-    if stride and (stride & (stride - 1) or not frozen):
-        raise ConfigError(f"train.fine_tune_frozen_stride must be 0 or a power of two, with "
-                          f"train.freeze_backbone_epochs >= 1 (it acts while fine-tuning); got {stride} and {frozen}")
+    if stride & (stride - 1):
+        raise ConfigError(f"train.fine_tune_frozen_stride must be 0 or a power of two, got {stride}")
+    if stride and not frozen:
+        raise ConfigError("train.fine_tune_frozen_stride acts while fine-tuning: "
+                          "it needs train.freeze_backbone_epochs >= 1")
     try:
         image_check_for(config.data)  # the image check validates its own settings
     except ValueError as error:

@@ -161,9 +161,42 @@ def test_fine_tuning_keeps_the_layers_up_to_a_stride_frozen() -> None:
 
 
 @pytest.mark.parametrize(("overrides", "message"), [
-    (["train.fine_tune_frozen_stride=6", "train.freeze_backbone_epochs=1"], "got 6 and 1"),
-    (["train.fine_tune_frozen_stride=4"], "got 4 and 0"),
+    (["train.fine_tune_frozen_stride=6", "train.freeze_backbone_epochs=1"], "must be 0 or a power of two, got 6"),
+    (["train.fine_tune_frozen_stride=4"], "acts while fine-tuning: it needs train.freeze_backbone_epochs >= 1"),
 ])
 def test_frozen_stride_needs_a_power_of_two_and_a_fine_tuning_phase(overrides: list[str], message: str) -> None:
-    with pytest.raises(ConfigError, match=f"fine_tune_frozen_stride must be 0 or a power of two.*{message}"):
+    with pytest.raises(ConfigError, match=f"train.fine_tune_frozen_stride {message}"):
         _phase_config(*overrides)
+
+
+def test_an_hourglass_has_no_stem_to_freeze_by_stride() -> None:
+    from centernet_tf.model.backbones import register_backbone
+    from tests.test_export import _tiny_hourglass
+
+    register_backbone("hourglass_tiny_test", size_multiple=16)(_tiny_hourglass)
+    model = build_centernet(2, "hourglass_tiny_test", (SIZE, SIZE, 3), neck="identity")
+    with pytest.raises(ValueError, match="needs a backbone of one stack; this one has 2"):
+        layers_up_to_stride(model, 4)
+
+
+def _shapes_run(tmp_path, stride: int) -> list[str]:
+    return ["model.backbone=resnet10_slim", "model.input_size=[64,64]", "data.shapes_num_train=8",
+            "data.shapes_num_val=4", "data.shapes_image_size=[64,64]", f"data.shapes_dir={tmp_path / 'shapes'}",
+            "train.batch_size=4", "train.warmup_steps=1", "train.jit_compile=false", "train.epochs=2",
+            "train.freeze_backbone_epochs=1", f"train.fine_tune_frozen_stride={stride}", "eval.every_n_epochs=0"]
+
+
+def test_a_training_run_fine_tunes_with_the_stem_frozen_and_a_missing_stride_fails_first(tmp_path) -> None:
+    from centernet_tf.model.centernet import load_centernet
+    from centernet_tf.train.training import run_training
+
+    with pytest.raises(ValueError, match=r"fine_tune_frozen_stride 2: the backbone gives features at strides \[4"):
+        run_training(load_config(None, _shapes_run(tmp_path, 2)), tmp_path / "bad", verbose=0)
+    assert not (tmp_path / "bad" / "frozen_backbone.weights.h5").exists()  # failed before the first phase
+    run_training(load_config(None, _shapes_run(tmp_path, 8)), tmp_path / "run", verbose=0)
+    model = load_centernet(tmp_path / "run" / "model.keras")
+    kept = {id(layer) for layer in layers_up_to_stride(model, 8)}
+    convolutions = [layer for layer in backbone_layers(model) if isinstance(layer, keras.layers.Conv2D)]
+    assert all(not layer.trainable for layer in convolutions if id(layer) in kept)
+    assert all(layer.trainable for layer in convolutions if id(layer) not in kept)
+    assert 0 < len(kept & {id(layer) for layer in convolutions}) < len(convolutions)

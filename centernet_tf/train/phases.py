@@ -24,7 +24,7 @@ from centernet_tf.train.distribute import fit_on_strategy, is_multi_worker
 from centernet_tf.train.ema import WeightAverage
 from centernet_tf.train.schedules import fine_tune_learning_rate, learning_rate_schedule, peak_learning_rate
 from centernet_tf.train.time_budget import budget_planner
-from centernet_tf.train.transfer import set_backbone_trainable
+from centernet_tf.train.transfer import layers_up_to_stride, set_backbone_trainable
 
 logger = logging.getLogger(__name__)
 
@@ -150,6 +150,8 @@ def fit_phases(
     strategy = strategy or tf.distribute.get_strategy()
     phases = training_phases(config.train)
     evaluation = coco_evaluation(config, run_dir, val_index, model)
+    if config.train.fine_tune_frozen_stride:  # a stride the backbone lacks fails now, not after the first phase
+        layers_up_to_stride(model, config.train.fine_tune_frozen_stride)
     history = None
     for number, phase in enumerate(phases, start=1):
         last = number == len(phases)
@@ -163,10 +165,12 @@ def fit_phases(
                 model, not phase.frozen_backbone, train_batch_norm=config.train.fine_tune_batch_norm,
                 frozen_stride=config.train.fine_tune_frozen_stride,
             )
+            stride = config.train.fine_tune_frozen_stride
             logger.info(
                 "Phase %d/%d %s: epochs %d-%d, backbone %s (%d layers), peak learning rate %.3g",
                 number, len(phases), phase.name, phase.first_epoch + 1, phase.last_epoch,
-                "frozen" if phase.frozen_backbone else "trainable", changed, phase.peak_learning_rate,
+                "frozen" if phase.frozen_backbone else f"trainable{f' beyond stride {stride}' if stride else ''}",
+                changed, phase.peak_learning_rate,
             )
         schedule = phase_schedule(config, steps_per_epoch, phase)
         compile_centernet(model, config, steps_per_epoch, schedule=schedule)

@@ -16,10 +16,14 @@ def backbone_layers(model: keras.Model) -> list[keras.layers.Layer]:
 
 
 def layers_up_to_stride(model: keras.Model, stride: int) -> list[keras.layers.Layer]:
-    """The backbone layers that its (first stack's) stride-``stride`` features are computed from: the stem and
-    the stages before that level, found from the graph (a sub-model ending at that output), not from names."""
+    """The backbone layers that its stride-``stride`` features are computed from: the stem and the stages
+    before that level, found from the graph (a sub-model ending at that output), not from names. A layer used
+    both there and later (none of the shipped backbones has one) would be among them."""
     backbone = require_centernet(model, "finding the backbone").backbone
-    by_stride = features_by_stride(pyramids_by_stack(backbone.output)[0])
+    stacks = pyramids_by_stack(backbone.output)
+    if len(stacks) > 1:  # an hourglass' stride-4 features come out of a whole hourglass, not of a stem
+        raise ValueError(f"train.fine_tune_frozen_stride needs a backbone of one stack; this one has {len(stacks)}")
+    by_stride = features_by_stride(stacks[0])
     if stride not in by_stride:
         raise ValueError(f"train.fine_tune_frozen_stride {stride}: the backbone gives features at strides "
                          f"{sorted(by_stride)} only")
