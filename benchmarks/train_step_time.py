@@ -74,8 +74,10 @@ def main(argv: list[str] | None = None) -> int:
         y = {k: tf.stack([t[k] for t in targets]) for k in targets[0]}
         if mode == "frozen_backbone":
             set_backbone_trainable(model, False)
-        elif config.train.freeze_backbone_epochs:  # the trainable step is fine-tuning's: BatchNorm as it sets it
-            set_backbone_trainable(model, True, train_batch_norm=config.train.fine_tune_batch_norm,
+        elif config.train.freeze_backbone_epochs or mode != "trainable_backbone":
+            # With a frozen phase the trainable step is fine-tuning's: BatchNorm as the config sets it.
+            batch_norm = config.train.fine_tune_batch_norm or not config.train.freeze_backbone_epochs
+            set_backbone_trainable(model, True, train_batch_norm=batch_norm,
                                    frozen_stride=0 if mode == "trainable_backbone" else int(mode.rpartition("_")[2]))
         model.compile(optimizer=keras.optimizers.Adam(1e-4), jit_compile=jit)
         name = f"{mode}/{precision}/{'xla' if jit else 'no_xla'}"

@@ -159,7 +159,7 @@ class TrainConfig:
     fine_tune_batch_norm: bool = False
     #: Keep the backbone layers that compute its stride-N features (stem and first stages) frozen while
     #: fine-tuning, as detection libraries freeze the stem (mmdetection's frozen_stages): their low-level
-    #: features transfer as they are, and on a CPU their backward pass is the costliest part of the step.
+    #: features transfer as they are, and on a CPU their backward pass is half the backbone's.
     #: 0: none. Backbones of one stack (not the hourglasses, whose stride-4 features end a whole hourglass).
     fine_tune_frozen_stride: int = 0
     #: Exponential moving average of the weights and BatchNorm statistics (centernet_tf.train.ema): evaluation,

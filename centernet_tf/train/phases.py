@@ -166,11 +166,12 @@ def fit_phases(
                 frozen_stride=config.train.fine_tune_frozen_stride,
             )
             stride = config.train.fine_tune_frozen_stride
+            kept = f", {len(layers_up_to_stride(model, stride))} up to stride {stride} kept frozen" if stride else ""
             logger.info(
-                "Phase %d/%d %s: epochs %d-%d, backbone %s (%d layers), peak learning rate %.3g",
+                "Phase %d/%d %s: epochs %d-%d, backbone %s (%d layers%s), peak learning rate %.3g",
                 number, len(phases), phase.name, phase.first_epoch + 1, phase.last_epoch,
-                "frozen" if phase.frozen_backbone else f"trainable{f' beyond stride {stride}' if stride else ''}",
-                changed, phase.peak_learning_rate,
+                "frozen" if phase.frozen_backbone else "trainable", changed,
+                "" if phase.frozen_backbone else kept, phase.peak_learning_rate,
             )
         schedule = phase_schedule(config, steps_per_epoch, phase)
         compile_centernet(model, config, steps_per_epoch, schedule=schedule)
