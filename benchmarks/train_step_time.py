@@ -15,6 +15,7 @@ config the trainable variants are fine-tuning's step (backbone BatchNorm as ``tr
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import sys
 import time
@@ -34,7 +35,7 @@ from centernet_tf.model.targets import encode_targets, keras_targets  # noqa: E4
 from centernet_tf.train.build import model_from_config  # noqa: E402
 from centernet_tf.model.policy import dtype_policy  # noqa: E402
 from centernet_tf.train.precision import DTYPE_POLICIES  # noqa: E402
-from centernet_tf.train.transfer import set_backbone_trainable  # noqa: E402
+from centernet_tf.train.transfer import set_backbone_trainable, unfreeze_for_fine_tuning  # noqa: E402
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -58,10 +59,11 @@ def main(argv: list[str] | None = None) -> int:
     images = rng.uniform(0, 255, (batch, height, width, 3)).astype(np.float32)
     names = config.data.class_names or ["object"]
     variants, first_step = {}, {}
-    backbones = (["frozen_backbone"] if args.frozen else []) + ["trainable_backbone"]
-    backbones += [f"backbone_frozen_to_stride_{stride}" for stride in args.frozen_strides]
-    for mode, precision, jit in [(b, p, j) for b in backbones for p in args.precisions
-                                 for j in ((True, False) if args.xla == "both" else (False,))]:
+    # (variant, stride kept frozen while fine-tuning; None: the whole backbone frozen)
+    backbones = ([("frozen_backbone", None)] if args.frozen else []) + [("trainable_backbone", 0)]
+    backbones += [(f"backbone_frozen_to_stride_{stride}", stride) for stride in args.frozen_strides]
+    for (mode, stride), precision, jit in [(b, p, j) for b in backbones for p in args.precisions
+                                           for j in ((True, False) if args.xla == "both" else (False,))]:
         with dtype_policy(DTYPE_POLICIES[precision]):
             model = model_from_config(config, list(names))
         targets = []
@@ -72,13 +74,13 @@ def main(argv: list[str] | None = None) -> int:
                                                         len(names), model.output_stride, config.data.max_objects,
                                                         box_targets=config.loss.box == "giou_ttf")))
         y = {k: tf.stack([t[k] for t in targets]) for k in targets[0]}
-        if mode == "frozen_backbone":
+        if stride is None:
             set_backbone_trainable(model, False)
-        elif config.train.freeze_backbone_epochs or mode != "trainable_backbone":
+        elif config.train.freeze_backbone_epochs or stride:
             # With a frozen phase the trainable step is fine-tuning's: BatchNorm as the config sets it.
             batch_norm = config.train.fine_tune_batch_norm or not config.train.freeze_backbone_epochs
-            set_backbone_trainable(model, True, train_batch_norm=batch_norm,
-                                   frozen_stride=0 if mode == "trainable_backbone" else int(mode.rpartition("_")[2]))
+            unfreeze_for_fine_tuning(model, dataclasses.replace(
+                config.train, fine_tune_batch_norm=batch_norm, fine_tune_frozen_stride=stride))
         model.compile(optimizer=keras.optimizers.Adam(1e-4), jit_compile=jit)
         name = f"{mode}/{precision}/{'xla' if jit else 'no_xla'}"
         started = time.perf_counter()

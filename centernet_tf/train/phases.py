@@ -24,7 +24,7 @@ from centernet_tf.train.distribute import fit_on_strategy, is_multi_worker
 from centernet_tf.train.ema import WeightAverage
 from centernet_tf.train.schedules import fine_tune_learning_rate, learning_rate_schedule, peak_learning_rate
 from centernet_tf.train.time_budget import budget_planner
-from centernet_tf.train.transfer import layers_up_to_stride, set_backbone_trainable
+from centernet_tf.train.transfer import layers_up_to_stride, set_backbone_trainable, unfreeze_for_fine_tuning
 
 logger = logging.getLogger(__name__)
 
@@ -161,17 +161,16 @@ def fit_phases(
             logger.info("Phase %s already finished: loaded %s", phase.name, done)
             continue
         if len(phases) > 1:
-            changed = set_backbone_trainable(
-                model, not phase.frozen_backbone, train_batch_norm=config.train.fine_tune_batch_norm,
-                frozen_stride=config.train.fine_tune_frozen_stride,
-            )
+            if phase.frozen_backbone:
+                changed, kept = set_backbone_trainable(model, False), 0
+            else:
+                changed, kept = unfreeze_for_fine_tuning(model, config.train)
             stride = config.train.fine_tune_frozen_stride
-            kept = f", {len(layers_up_to_stride(model, stride))} up to stride {stride} kept frozen" if stride else ""
             logger.info(
                 "Phase %d/%d %s: epochs %d-%d, backbone %s (%d layers%s), peak learning rate %.3g",
                 number, len(phases), phase.name, phase.first_epoch + 1, phase.last_epoch,
                 "frozen" if phase.frozen_backbone else "trainable", changed,
-                "" if phase.frozen_backbone else kept, phase.peak_learning_rate,
+                f", {kept} up to stride {stride} kept frozen" if kept else "", phase.peak_learning_rate,
             )
         schedule = phase_schedule(config, steps_per_epoch, phase)
         compile_centernet(model, config, steps_per_epoch, schedule=schedule)

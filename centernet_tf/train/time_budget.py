@@ -24,7 +24,7 @@ import keras
 
 from centernet_tf.config import Config
 from centernet_tf.files import atomic_write
-from centernet_tf.train.transfer import set_backbone_trainable
+from centernet_tf.train.transfer import unfreeze_for_fine_tuning
 
 logger = logging.getLogger(__name__)
 
@@ -45,8 +45,7 @@ def measure_step_seconds(model: keras.Model, config: Config, train_ds: Any, time
     weights = model.get_weights()
     frozen = config.train.freeze_backbone_epochs > 0
     if frozen:
-        set_backbone_trainable(model, True, train_batch_norm=config.train.fine_tune_batch_norm,
-                               frozen_stride=config.train.fine_tune_frozen_stride)
+        unfreeze_for_fine_tuning(model, config.train)
     model.compile(optimizer=keras.optimizers.Adam(0.0), jit_compile=config.train.jit_compile)
     batches = iter(train_ds)
     times = []

@@ -5,6 +5,7 @@ from __future__ import annotations
 import keras
 from keras import layers
 
+from centernet_tf.config import TrainConfig
 from centernet_tf.model.backbones.registry import features_by_stride, pyramids_by_stack
 from centernet_tf.model.centernet import require_centernet
 
@@ -31,23 +32,29 @@ def layers_up_to_stride(model: keras.Model, stride: int) -> list[keras.layers.La
     return [layer for layer in feeding.layers if not isinstance(layer, keras.layers.InputLayer)]
 
 
-def set_backbone_trainable(
-    model: keras.Model, trainable: bool, train_batch_norm: bool = True, frozen_stride: int = 0
-) -> int:
+def set_backbone_trainable(model: keras.Model, trainable: bool, train_batch_norm: bool = True) -> int:
     """Freeze (``trainable=False``) or unfreeze the backbone; returns how many layers were changed.
 
     A Keras BatchNormalization layer with ``trainable=False`` runs in inference mode: it normalises with its
     moving statistics and does not update them. Frozen therefore means weights *and* statistics fixed. With
     ``train_batch_norm=False`` an unfrozen backbone still keeps its BatchNorm layers frozen, which is what
     fine-tuning pretrained weights with small batches needs (batch statistics of 8 images would overwrite
-    the ImageNet ones). ``frozen_stride`` (not 0) keeps the layers of :func:`layers_up_to_stride` frozen in an
-    unfrozen backbone. Recompile the model afterwards: the optimizer is built for one set of variables.
+    the ImageNet ones). Recompile the model afterwards: the optimizer is built for one set of variables.
     """
     found = backbone_layers(model)
     model.backbone.trainable = trainable
     for layer in found:
         layer.trainable = trainable and (train_batch_norm or not isinstance(layer, layers.BatchNormalization))
-    if trainable and frozen_stride:
-        for layer in layers_up_to_stride(model, frozen_stride):
-            layer.trainable = False
     return len(found)
+
+
+def unfreeze_for_fine_tuning(model: keras.Model, train: TrainConfig) -> tuple[int, int]:
+    """Make trainable what the fine-tuning phase trains, as ``train`` says (stated here once: the phases and the
+    time-budget planner's step timing both fine-tune this way): the backbone, its BatchNorm only with
+    ``fine_tune_batch_norm``, and the layers of :func:`layers_up_to_stride` kept frozen with
+    ``fine_tune_frozen_stride``. Returns (backbone layers, layers kept frozen by the stride)."""
+    changed = set_backbone_trainable(model, True, train_batch_norm=train.fine_tune_batch_norm)
+    kept = layers_up_to_stride(model, train.fine_tune_frozen_stride) if train.fine_tune_frozen_stride else []
+    for layer in kept:
+        layer.trainable = False
+    return changed, len(kept)
