@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import numpy as np
@@ -54,3 +54,24 @@ def _write_large_box_voc(root: Path, count: int = 6) -> None:
         write_voc_xml(root / "Annotations" / f"p{i}.xml", [("box", (x1, y1, x1 + 80, y1 + 60), 0)], size=(128, 96))
     (root / "ImageSets" / "Main" / "train.txt").write_text("\n".join(f"p{i}" for i in range(count - 2)) + "\n")
     (root / "ImageSets" / "Main" / "val.txt").write_text(f"p{count - 2}\np{count - 1}\n")
+
+
+TINY_HOURGLASS = "hourglass_tiny_test"
+
+
+def _tiny_hourglass(image, weights: str | None) -> dict:
+    """The Hourglass-104 code path (two stacks, inter-stack merge, nested levels) at a test-sized width."""
+    from centernet_tf.model.backbones.hourglass import hourglass_pyramid
+
+    return hourglass_pyramid(image, weights, dims=(32, 32, 48), modules=(1, 1, 2))
+
+
+@pytest.fixture
+def tiny_hourglass() -> Iterator[str]:
+    """Registers the backbone ``hourglass_tiny_test`` for one test (the registry is the library's own)."""
+    from centernet_tf.model.backbones import register_backbone
+    from centernet_tf.model.backbones.registry import _REGISTRY
+
+    register_backbone(TINY_HOURGLASS, size_multiple=16)(_tiny_hourglass)
+    yield TINY_HOURGLASS
+    _REGISTRY.pop(TINY_HOURGLASS, None)

@@ -187,13 +187,6 @@ def test_tflite_int8_runs_the_network_in_int8_and_decodes_in_float(model: keras.
         export_tflite(model, tmp_path / "x.tflite", CLASSES, "dynamic")
 
 
-def _tiny_hourglass(image: keras.KerasTensor, weights: str | None) -> dict:
-    """The Hourglass-104 code path (two stacks, inter-stack merge, nested levels) at a test-sized width."""
-    from centernet_tf.model.backbones.hourglass import hourglass_pyramid
-
-    return hourglass_pyramid(image, weights, dims=(32, 32, 48), modules=(1, 1, 2))
-
-
 def _like_a_trained_model(net: keras.Model) -> np.random.Generator:
     """Spread the heatmap's scores (as training does) and give deformable convolutions real offsets (a new
     layer's are all zero); the generator that drew them, to draw more."""
@@ -207,6 +200,7 @@ def _like_a_trained_model(net: keras.Model) -> np.random.Generator:
     return rng
 
 
+@pytest.mark.usefixtures("tiny_hourglass")
 @pytest.mark.parametrize("backbone, neck, size, check_int8", [
     ("dla34", "ida_up", (64, 96), True),
     ("resnet18", "deconv3_256", (64, 96), True),
@@ -221,9 +215,6 @@ def test_original_archs_export_with_parity(
 ) -> None:
     """Every original-arch part exports: SavedModel (any size) and TFLite fp32 give Keras' detections, int8 runs
     on builtin ops only with its int8 network and float decoding."""
-    from centernet_tf.model.backbones import register_backbone
-
-    register_backbone("hourglass_tiny_test", size_multiple=16)(_tiny_hourglass)
     keras.utils.set_random_seed(5)
     net = build_centernet(len(CLASSES), backbone, (*size, 3), neck=neck, head_batch_norm=False, head_conv=32,
                           decoder={"score_threshold": 0.0, "max_detections": 20})

@@ -20,7 +20,7 @@ from centernet_tf.deploy.export_onnx import OPSET, export_onnx  # noqa: E402
 from centernet_tf.deploy.inference import KerasDetector, ONNXDetector, load_detector  # noqa: E402
 from centernet_tf.deploy.tta import network_outputs  # noqa: E402
 from centernet_tf.model.centernet import build_centernet  # noqa: E402
-from tests.test_export import CLASSES, ENV, REPO, _image, _like_a_trained_model, _tiny_hourglass  # noqa: E402
+from tests.test_export import CLASSES, ENV, REPO, _image, _like_a_trained_model  # noqa: E402
 
 
 def _assert_same_detections_in_any_order(expected, actual, image_size: tuple[int, int]) -> None:
@@ -47,6 +47,7 @@ def _raw_onnx_outputs(model: keras.Model, pixels: np.ndarray) -> dict[str, np.nd
     return dict(zip(names, session.run(names, {"image": pixels})))
 
 
+@pytest.mark.usefixtures("tiny_hourglass")
 @pytest.mark.parametrize("backbone, neck", [
     ("resnet10_slim", "deconv3"),
     ("resnet18", "deconv3_256"),  # the original res_* archs
@@ -55,9 +56,6 @@ def _raw_onnx_outputs(model: keras.Model, pixels: np.ndarray) -> dict[str, np.nd
     ("resnet18", "dcn_deconv3"),  # resdcn_*: deformable convolution from gathers, no custom op
 ])
 def test_onnx_runtime_gives_the_keras_outputs_and_detections(tmp_path: Path, backbone: str, neck: str) -> None:
-    from centernet_tf.model.backbones import register_backbone
-
-    register_backbone("hourglass_tiny_test", size_multiple=16)(_tiny_hourglass)
     keras.utils.set_random_seed(5)
     size = (64, 96)
     # Scores below 1e-4 are left out: among them (1e-8 and less) which cells tie is float rounding, not the model.
