@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -59,7 +60,7 @@ def _write_large_box_voc(root: Path, count: int = 6) -> None:
 TINY_HOURGLASS = "hourglass_tiny_test"
 
 
-def _tiny_hourglass(image, weights: str | None) -> dict:
+def _tiny_hourglass(image: Any, weights: str | None) -> dict:
     """The Hourglass-104 code path (two stacks, inter-stack merge, nested levels) at a test-sized width."""
     from centernet_tf.model.backbones.hourglass import hourglass_pyramid
 
@@ -67,11 +68,12 @@ def _tiny_hourglass(image, weights: str | None) -> dict:
 
 
 @pytest.fixture
-def tiny_hourglass() -> Iterator[str]:
-    """Registers the backbone ``hourglass_tiny_test`` for one test (the registry is the library's own)."""
+def tiny_hourglass(monkeypatch: pytest.MonkeyPatch) -> str:
+    """Registers the backbone ``hourglass_tiny_test`` for one test: the registry is the library's own, so the
+    entry is put in through monkeypatch, which takes it out again after the test."""
     from centernet_tf.model.backbones import register_backbone
     from centernet_tf.model.backbones.registry import _REGISTRY
 
+    monkeypatch.setitem(_REGISTRY, TINY_HOURGLASS, None)  # a placeholder monkeypatch will remove
     register_backbone(TINY_HOURGLASS, size_multiple=16)(_tiny_hourglass)
-    yield TINY_HOURGLASS
-    _REGISTRY.pop(TINY_HOURGLASS, None)
+    return TINY_HOURGLASS

@@ -89,10 +89,10 @@ def test_frozen_backbone_keeps_weights_and_batchnorm_statistics_and_decoder_lear
 
 @pytest.mark.parametrize("train_batch_norm", [False, True])
 def test_fine_tuning_unfreezes_convolutions_and_batchnorm_only_when_asked(train_batch_norm: bool) -> None:
-    config = _phase_config("train.freeze_backbone_epochs=2")
+    config = _phase_config("train.freeze_backbone_epochs=2", f"train.fine_tune_batch_norm={train_batch_norm}")
     model = build_centernet(2, "resnet10_slim", (SIZE, SIZE, 3))
     set_backbone_trainable(model, False)
-    set_backbone_trainable(model, True, train_batch_norm=train_batch_norm)
+    assert unfreeze_for_fine_tuning(model, config.train) == (len(backbone_layers(model)), 0)
     compile_centernet(model, config, steps_per_epoch=2, phase=training_phases(config.train)[1])
     before = _fit_once(model)
     for layer in backbone_layers(model):

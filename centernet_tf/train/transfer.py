@@ -49,10 +49,11 @@ def set_backbone_trainable(model: keras.Model, trainable: bool, train_batch_norm
 
 
 def unfreeze_for_fine_tuning(model: keras.Model, train: TrainConfig) -> tuple[int, int]:
-    """Make trainable what the fine-tuning phase trains, as ``train`` says (stated here once: the phases and the
-    time-budget planner's step timing both fine-tune this way): the backbone, its BatchNorm only with
-    ``fine_tune_batch_norm``, and the layers of :func:`layers_up_to_stride` kept frozen with
-    ``fine_tune_frozen_stride``. Returns (backbone layers, layers kept frozen by the stride)."""
+    """Make trainable what the fine-tuning phase trains, as ``train`` says (stated here once: the phases, the
+    time-budget planner's step timing and benchmarks/train_step_time.py all fine-tune this way): the backbone,
+    its BatchNorm only with ``fine_tune_batch_norm``, and the layers of :func:`layers_up_to_stride` kept frozen
+    with ``fine_tune_frozen_stride``. Returns (backbone layers, layers kept frozen by the stride).
+    """
     changed = set_backbone_trainable(model, True, train_batch_norm=train.fine_tune_batch_norm)
     kept = layers_up_to_stride(model, train.fine_tune_frozen_stride) if train.fine_tune_frozen_stride else []
     for layer in kept:
