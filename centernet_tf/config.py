@@ -34,9 +34,10 @@ class ModelConfig:
     head_conv: int = 64
     #: Heads as Conv3x3 + BN + ReLU + Conv1x1 (true) or the original code's Conv3x3 with bias + ReLU + Conv1x1.
     head_batch_norm: bool = True
-    #: Start the box-size head at the training boxes' median size, not at 0 as the paper's does: from 0 its width
-    #: and height grew alike (one ratio for every box); not better in a measured run (centernet_tf.train.size_prior).
+    #: Start the box-size head at the training boxes' median size, not 0 (the paper's): not better when measured.
     size_prior: bool = False
+    #: null, or the stride of a backbone level the box head also reads (e.g. 16: large objects' shapes; CenterNet).
+    box_features_stride: int | None = None
     #: Fine-tune from a published model: an original CenterNet .pth (init_arch: its --arch, init_dataset: coco or
     #: pascal) or a .keras file. Every tensor that fits this model is loaded, the heatmap channels of classes
     #: with the same name are taken over (the rest start afresh), and the input normalisation is the checkpoint's.

@@ -7,7 +7,7 @@ from centernet_tf.intervals import AT_LEAST_0, AT_LEAST_1, POSITIVE, PROBABILITY
 #: The range of every number in the config (each item of a list; null stays allowed where the type allows it).
 #: A setting outside it would make a run useless (no detections, a hang, a division by zero) or crash late.
 NUMBER_RANGES: dict[str, Interval] = {
-    "model.head_conv": AT_LEAST_1,
+    "model.head_conv": AT_LEAST_1, "model.box_features_stride": Interval(8),
     "data.shapes_num_train": AT_LEAST_1, "data.shapes_num_val": AT_LEAST_1, "data.shapes_image_size": Interval(8),
     "data.shapes_seed": AT_LEAST_0, "data.max_objects": AT_LEAST_1, "data.max_image_pixels": AT_LEAST_1,
     "data.check_workers": AT_LEAST_1, "data.scale_range": POSITIVE, "data.crop_border": Interval(0, 0.5, True, False),

@@ -58,6 +58,7 @@ def model_from_config(
         loss=loss_from_config(config.loss),
         normalization=normalization,
         synchronized_batch_norm=synchronized_batch_norm,
+        box_features_stride=m.box_features_stride,
     )
     if m.size_prior and train_index is not None:
         apply_size_prior(model, *median_box_size(train_index, (m.input_size[0], m.input_size[1]), model.output_stride))
