@@ -87,6 +87,18 @@ def test_bad_settings_are_one_line_errors(tmp_path: Path) -> None:
         load_config(None, ["model.box_features_stride=2"])
 
 
+@pytest.mark.usefixtures("tiny_hourglass")
+def test_a_neck_with_several_stacks_is_refused() -> None:
+    with pytest.raises(ValueError, match="box_features_stride needs a neck with one output stack; 'identity' has 2"):
+        build_centernet(2, "hourglass_tiny_test", (64, 64, 3), neck="identity", box_features_stride=16)
+
+
+def test_a_model_without_the_path_saves_no_new_key() -> None:
+    """Its config is what versions before the setting wrote, so they still load the file."""
+    assert "box_features_stride" not in _model(None).get_config()
+    assert _model(16).get_config()["box_features_stride"] == 16
+
+
 def test_the_config_setting_reaches_the_model() -> None:
     config = load_config(None, ["model.backbone=resnet10_slim", "model.neck=fpn", "model.input_size=[64,64]",
                                 "model.box_features_stride=16"])
