@@ -80,7 +80,7 @@ def _head(
 
 
 def _box_features(
-    image: keras.KerasTensor, pyramid: dict[str, keras.KerasTensor], features: keras.KerasTensor, stride: int
+    pyramid: dict[str, keras.KerasTensor], features: keras.KerasTensor, head_stride: int, stride: int
 ) -> keras.KerasTensor:
     """The box head's input: the heads' features + the backbone's ``stride`` level (1x1 conv to their channels,
     bilinear upsampling). Why: a box's width and height are a property of the whole object, which the stride-4
@@ -88,7 +88,6 @@ def _box_features(
     neck's features at the centres correlated 0.18 with it, from the backbone's stride-16 level 0.94); the
     heatmap keeps its input."""
     by_stride = features_by_stride(pyramid)
-    head_stride = _stride_of(image, features)
     if stride not in by_stride or stride <= head_stride:
         coarser = sorted(s for s in by_stride if s > head_stride)
         raise ValueError(
@@ -156,6 +155,8 @@ class CenterNet(keras.Model):
         stacks = build_neck(neck, pyramid)
         if box_features_stride is not None and len(stacks) > 1:
             raise ValueError(f"box_features_stride needs a neck with one output stack; {neck!r} has {len(stacks)}")
+        # Every stack is at the same stride and the heads keep their input's size, so this is the outputs' stride.
+        output_stride = _stride_of(image, stacks[-1])
         outputs: dict[str, keras.KerasTensor] = {}
         head_layers: list[dict[str, layers.Layer]] = []
         for stack, features in enumerate(stacks):
@@ -169,7 +170,7 @@ class CenterNet(keras.Model):
                 specs["wh"] = (4, None, 0.0, REGRESSION_KERNEL_STD, TTF_DISTANCE_SCALE)
             inputs = {term: features for term in specs}
             if box_features_stride is not None:
-                inputs["wh"] = _box_features(image, pyramid, features, int(box_features_stride))
+                inputs["wh"] = _box_features(pyramid, features, output_stride, int(box_features_stride))
             finals = {}
             for term in centernet_loss.term_names:
                 channels, activation, bias, std, scale = specs[term]
@@ -202,7 +203,7 @@ class CenterNet(keras.Model):
         self.heatmap_output_layers = [finals["heatmap"] for finals in head_layers]
         #: The box-size head's final convolution of every stack (``model.size_prior`` sets its bias).
         self.size_output_layers = [finals["wh"] for finals in head_layers]
-        self.output_stride = _stride_of(image, outputs["heatmap"])
+        self.output_stride = output_stride
         #: Symbolic outputs of the parts in this graph, to cut sub-models (profiling, features) without
         #: looking layers up by name: the backbone's levels and the last stack's neck features.
         self.part_outputs = {"backbone": list(pyramid.values()), "neck": stacks[-1]}
