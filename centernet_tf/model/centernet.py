@@ -82,11 +82,11 @@ def _head(
 def _box_features(
     pyramid: dict[str, keras.KerasTensor], features: keras.KerasTensor, head_stride: int, stride: int
 ) -> keras.KerasTensor:
-    """The box head's input: the heads' features + the backbone's ``stride`` level (1x1 conv to their channels,
-    bilinear upsampling). Why: a box's width and height are a property of the whole object, which the stride-4
-    maps of ``fpn`` describe poorly (on large objects a linear probe's prediction of the log aspect ratio from the
-    neck's features at the centres correlated 0.18 with it, from the backbone's stride-16 level 0.94); the
-    heatmap keeps its input."""
+    """The box head's input: the heads' features (at ``head_stride``) + the backbone's ``stride`` level (1x1 conv
+    to their channels, bilinear upsampling). Why: a box's width and height are a property of the whole object,
+    which the stride-4 maps of ``fpn`` describe poorly (on large objects a linear probe's prediction of the log
+    aspect ratio from the neck's features at the centres correlated 0.18 with it, from the backbone's stride-16
+    level 0.94); the heatmap keeps its input."""
     by_stride = features_by_stride(pyramid)
     if stride not in by_stride or stride <= head_stride:
         coarser = sorted(s for s in by_stride if s > head_stride)
