@@ -3,9 +3,10 @@ every 5th image (sorted by name) is test, the rest train.
 
 ``--layout voc`` (default) writes a VOC root with ``ImageSets/Main/{train,test}.txt``; ``--layout coco`` writes
 ``annotations/{train,test}.json`` + ``images/`` for ``data.format: coco``, with the boxes the project's own VOC
-reader keeps (the same validation, so both layouts hold the same boxes). The photos are linked, not copied, and
-the layout lives wherever ``--output`` points (outside the repository). Used for the check sets of
-``benchmarks/README.md``::
+reader keeps (the same validation, so both layouts hold the same boxes; VOC's ``<difficult>`` flag has no COCO
+field and is dropped, so a difficult box counts as an ordinary one there). The photos are linked, not copied, and
+the layout lives wherever ``--output`` points (outside the repository); it is built beside it and renamed at the
+end, so a failed run leaves nothing to remove. Used for the check sets of ``benchmarks/README.md``::
 
     python benchmarks/voc_check_set.py --annotations SRC/annots --images SRC/images --output /data/kangaroo_voc
 """
@@ -15,6 +16,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import tempfile
 from pathlib import Path
 
@@ -40,12 +42,16 @@ def write_coco(annotations: Path, images: Path, output: Path, test_every: int) -
 
     (output / "annotations").mkdir(parents=True)
     (output / "images").symlink_to(images.resolve(), target_is_directory=True)
-    kept = {}
+    kept: dict[str, int] = {}
     with tempfile.TemporaryDirectory() as tmp:
-        write_voc(annotations, images, Path(tmp) / "voc", test_every)
-        classes = load_voc(Path(tmp) / "voc", None).class_names  # of every xml, sorted: one id per name in both
-        for split in ("train", "test"):
-            index = load_voc(Path(tmp) / "voc", split, classes)
+        voc = Path(tmp) / "voc"
+        write_voc(annotations, images, voc, test_every)
+        indexes = {split: load_voc(voc, split) for split in ("train", "test")}
+        # one id per name in both files: a class seen in one split only is still named in the other
+        classes = sorted(set().union(*(index.class_names for index in indexes.values())))
+        for split, index in indexes.items():
+            if index.class_names != classes:
+                index = load_voc(voc, split, classes)
             print(index.report.summary(f"{output.name} {split}"))
             dataset = coco_ground_truth(index).dataset
             names = {e.image_id: os.path.basename(e.image_path) for e in index.examples}
@@ -66,11 +72,22 @@ def main() -> None:
     args = parser.parse_args()
     if args.output.exists():
         raise SystemExit(f"{args.output} exists already; choose a new folder")
-    if args.layout == "voc":
-        counts = {split: len(stems) for split, stems in write_voc(args.annotations, args.images, args.output,
-                                                                   args.test_every).items()}
-    else:
-        counts = write_coco(args.annotations, args.images, args.output, args.test_every)
+    for folder in (args.annotations, args.images):
+        if not folder.is_dir():
+            raise SystemExit(f"{folder} is not a folder")
+    if args.test_every < 2:
+        raise SystemExit(f"--test-every must be at least 2, got {args.test_every}")
+    args.output.parent.mkdir(parents=True, exist_ok=True)
+    building = Path(tempfile.mkdtemp(prefix=f".{args.output.name}.", dir=args.output.parent))
+    try:
+        if args.layout == "voc":
+            stems = write_voc(args.annotations, args.images, building / "out", args.test_every)
+            counts = {split: len(names) for split, names in stems.items()}
+        else:
+            counts = write_coco(args.annotations, args.images, building / "out", args.test_every)
+        (building / "out").rename(args.output)
+    finally:
+        shutil.rmtree(building)
     print(f"{args.output}: {counts['train']} train / {counts['test']} test images")
 
 

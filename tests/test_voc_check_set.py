@@ -5,6 +5,7 @@ from __future__ import annotations
 import importlib.util
 import sys
 from pathlib import Path
+from types import ModuleType
 
 import numpy as np
 import pytest
@@ -18,7 +19,7 @@ _PATH = Path(__file__).resolve().parents[1] / "benchmarks" / "voc_check_set.py"
 
 
 @pytest.fixture(scope="module")
-def check_set():
+def check_set() -> ModuleType:
     spec = importlib.util.spec_from_file_location("voc_check_set", _PATH)
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
@@ -73,3 +74,16 @@ def test_an_existing_output_is_never_overwritten(check_set, photos, tmp_path: Pa
     with pytest.raises(SystemExit, match="exists already"):
         check_set.main()
     assert not any((tmp_path / "taken").iterdir())
+
+
+def test_a_failed_build_leaves_nothing_behind(check_set, photos, tmp_path: Path, monkeypatch) -> None:
+    # 6 photos, every 7th to test: no test photo, so the VOC reader stops the build half way
+    argv = ["voc_check_set.py", "--annotations", str(photos[0]), "--images", str(photos[1]),
+            "--output", str(tmp_path / "out" / "set"), "--layout", "coco", "--test-every", "7"]
+    monkeypatch.setattr(sys, "argv", argv)
+    with pytest.raises(ValueError):
+        check_set.main()
+    assert list((tmp_path / "out").iterdir()) == []  # neither the set nor its build folder
+    argv[-1] = "5"
+    check_set.main()  # the same output path now builds
+    assert sorted(p.name for p in (tmp_path / "out" / "set").iterdir()) == ["annotations", "images"]
