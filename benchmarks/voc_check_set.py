@@ -29,7 +29,8 @@ def write_voc(annotations: Path, images: Path, output: Path, test_every: int) ->
     (output / "Annotations").symlink_to(annotations.resolve(), target_is_directory=True)
     (output / "JPEGImages").symlink_to(images.resolve(), target_is_directory=True)
     test = stems[test_every - 1 :: test_every]
-    splits = {"train": [s for s in stems if s not in set(test)], "test": test}
+    in_test = set(test)  # once, not per stem
+    splits = {"train": [s for s in stems if s not in in_test], "test": test}
     for split, names in splits.items():
         (output / "ImageSets" / "Main" / f"{split}.txt").write_text("\n".join(names) + "\n")
     return splits
